@@ -1,0 +1,113 @@
+# avt build. `make` builds the CPU engine and the avt tool; `make test` builds and runs the Criterion suite
+# (the PyTorch reference twin writes the golden files first); `make bench` runs the CPU benchmark.
+# Probes are real compile/link tests; each prints what it found.
+
+ifeq ($(origin CC),default)
+  CC := gcc
+endif
+PYTHON  ?= /usr/bin/python3
+BUILD   ?= build
+OPT     ?= -O3 -march=native
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Werror -I.
+LDLIBS  += -lm
+
+# probe NAME,FLAGS: compile and link the program in variable NAME; "yes" when it builds.
+$(shell mkdir -p $(BUILD)/probe)
+probe = $(file >$(BUILD)/probe/$(1).c,$($(1)))$(shell $(CC) $(BUILD)/probe/$(1).c -o $(BUILD)/probe/$(1) $(2) >/dev/null 2>&1 && echo yes)
+
+define OPENMP_PROG
+#include <omp.h>
+int main(void) { return omp_get_max_threads() < 0; }
+endef
+define OPENBLAS_PROG
+#include <cblas.h>
+int main(void) {
+    float a = 1, b = 1, c = 0;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 1, 1, 1, &a, 1, &b, 1, 0, &c, 1);
+    openblas_set_num_threads(1);
+    return c != 1;
+}
+endef
+define CJSON_PROG
+#include <cjson/cJSON.h>
+int main(void) { cJSON_Delete(cJSON_Parse("{}")); return 0; }
+endef
+define CRITERION_PROG
+#include <criterion/criterion.h>
+Test(probe, ok) {}
+endef
+
+# OpenMP: used where a kernel loops over rows or heads.
+HAVE_OPENMP := $(call probe,OPENMP_PROG,-fopenmp)
+ifeq ($(HAVE_OPENMP),yes)
+  CFLAGS += -fopenmp
+  $(info [avt] OpenMP ............ found (-fopenmp))
+else
+  $(info [avt] OpenMP ............ not found: kernels run single-threaded)
+endif
+
+# OpenBLAS: required, the CPU GEMMs go through cblas_sgemm.
+ifneq ($(call probe,OPENBLAS_PROG,-lopenblas),yes)
+  $(error [avt] OpenBLAS not found (cblas.h + -lopenblas): apt-get install libopenblas-dev)
+endif
+$(info [avt] OpenBLAS .......... found (-lopenblas))
+LDLIBS += -lopenblas
+
+# cJSON parses the safetensors header.
+ifneq ($(call probe,CJSON_PROG,-lcjson),yes)
+  $(error [avt] cJSON not found (cjson/cJSON.h + -lcjson): apt-get install libcjson-dev)
+endif
+$(info [avt] cJSON ............. found (-lcjson))
+LDLIBS += -lcjson
+
+LIB_SRC  := $(wildcard engine/*.c kernels/cpu/*.c models/*.c data/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_SRC := $(wildcard tools/*.c)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+BENCH_SRC := $(wildcard benchmarks/*.c)
+HDRS     := $(wildcard engine/*.h kernels/*.h kernels/cpu/*.h models/*.h data/*.h tools/*.h tests/*.h)
+
+.PHONY: all test golden bench fuzz clean
+all: $(BUILD)/avt
+
+$(BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libavt.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/avt: $(TOOL_OBJ) $(BUILD)/libavt.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+
+# ---- tests: one Criterion binary; golden files come from the PyTorch twin (tests/reference) ----
+$(BUILD)/avt_tests: $(TEST_OBJ) $(BUILD)/libavt.a
+	@test "$(call probe,CRITERION_PROG,-lcriterion)" = yes \
+	  || { echo "[avt] Criterion not found (criterion/criterion.h + -lcriterion): apt-get install libcriterion-dev"; exit 1; }
+	@echo "[avt] Criterion ......... found (-lcriterion)"
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lcriterion $(LDLIBS)
+
+GOLDEN := $(BUILD)/golden/.done
+$(GOLDEN): $(wildcard tests/reference/*.py) tools/st_io.py
+	@mkdir -p $(BUILD)/golden
+	$(PYTHON) tests/reference/make_golden.py --out $(BUILD)/golden
+	@touch $@
+golden: $(GOLDEN)
+
+test: $(BUILD)/avt $(BUILD)/avt_tests $(GOLDEN)
+	AVT_GOLDEN=$(BUILD)/golden AVT_BIN=$(BUILD)/avt AVT_PYTHON=$(PYTHON) OMP_NUM_THREADS=2 $(BUILD)/avt_tests -j1 --verbose=0
+
+clean:
+	rm -rf $(BUILD)
+
+# ---- fuzz: libFuzzer + ASan/UBSan on the safetensors parser; `make fuzz FUZZ_SECONDS=600` for a longer run ----
+fuzz:
+	@command -v clang >/dev/null || { echo "[avt] clang not found: apt-get install clang"; exit 1; }
+	@mkdir -p $(BUILD)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  tests/fuzz/fuzz_safetensors.c engine/safetensors.c engine/common.c -lcjson -o $(BUILD)/fuzz_safetensors
+	rm -rf $(BUILD)/fuzz_corpus && cp -r tests/fuzz/corpus $(BUILD)/fuzz_corpus
+	cd $(BUILD) && ./fuzz_safetensors -max_total_time=$(or $(FUZZ_SECONDS),60) -max_len=4096 -print_final_stats=1 fuzz_corpus

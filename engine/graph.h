@@ -1,0 +1,97 @@
+// Tensors, arenas and the autograd tape.
+//
+// A step is: graph_reset -> build the forward with op_* calls (each runs its kernel and records itself) ->
+// graph_backward(loss) replays the tape in reverse. Activations and their gradients live in two arenas sized
+// once by a planning pass (graph_plan_begin / graph_plan_end): the same build runs with no data, the arenas count
+// bytes, then each allocates exactly its peak. After that a step never calls malloc; asking an arena for more
+// than it holds is a fatal error naming the arena.
+#ifndef AVT_GRAPH_H
+#define AVT_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../kernels/philox.h"
+
+#define TENSOR_MAX_DIMS 4
+
+typedef struct {
+    const char *name;
+    char *base;       // NULL while planning
+    size_t cap, used, peak;
+} Arena;
+
+void arena_init(Arena *a, const char *name);
+void *arena_alloc(Arena *a, size_t bytes);   // 64-byte aligned; NULL while planning
+void arena_commit(Arena *a);                 // allocate cap = peak; leaves planning mode
+void arena_reset(Arena *a);
+void arena_free(Arena *a);
+
+typedef struct {
+    float *data;   // shape, row-major
+    float *grad;   // same shape; NULL when no gradient flows here (or while planning)
+    int requires_grad;
+    int ndim;
+    int shape[TENSOR_MAX_DIMS];
+    size_t size;
+} Tensor;
+
+size_t tensor_numel(int ndim, const int *shape);
+
+typedef enum {
+    OP_LINEAR, OP_LAYERNORM, OP_ATTENTION, OP_RELU, OP_ADD, OP_CONCAT, OP_DROPOUT, OP_EMBED,
+    OP_GATHER_STEPS, OP_L1_MASKED, OP_CROSS_ENTROPY, OP_MSE,
+} OpKind;
+
+typedef struct {
+    OpKind op;
+    Tensor *out;
+    Tensor *in[3];
+    float *aux[2];        // saved values (layer norm mean/rstd, attention probabilities)
+    const float *cf[2];   // constant float inputs (targets, masks)
+    const int *ci;        // constant int inputs (labels, step indices)
+    int dim[5];           // op dimensions
+    DropoutKey drop;
+} Node;
+
+typedef struct {
+    Arena act;            // forward outputs and saved values
+    Arena agrad;          // gradients of activations, backward workspace
+    Tensor *tensors;      // (max_tensors) headers of this step's tensors
+    int n_tensors, max_tensors;
+    Node *nodes;          // (max_nodes) the tape
+    int n_nodes, max_nodes;
+    int planning;         // shapes only: no kernel runs, arenas count bytes
+    int training;         // dropout active
+    int no_grad;          // inference: record nothing, allocate no gradients
+    uint64_t seed;        // dropout stream of this step
+    uint32_t step;
+} Graph;
+
+void graph_init(Graph *g, int max_nodes);
+void graph_free(Graph *g);
+void graph_reset(Graph *g);              // start a step: empties the tape and both arenas
+void graph_plan_begin(Graph *g);         // next build + backward only measures
+void graph_plan_end(Graph *g);           // allocate the measured arenas
+int graph_planned(const Graph *g);       // arenas allocated
+void graph_backward(Graph *g, Tensor *loss);
+
+// An input tensor over caller memory (no gradient). data may be NULL while planning.
+Tensor *graph_input(Graph *g, float *data, int ndim, const int *shape);
+// A view of `rows` consecutive rows of a parameter or activation, starting at row0 (rows along dim 0).
+Tensor *tensor_rows(Graph *g, Tensor *t, int row0, int rows);
+
+// ---- operations (engine/ops.c); shapes in comments, (..., C) means any leading dims ----
+Tensor *op_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b);          // x (..., C), w (OC, C[, 1]), b (OC)|NULL
+Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *w, Tensor *b);       // x (..., C)
+Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int NH, int causal, float p, uint32_t site);
+Tensor *op_relu(Graph *g, Tensor *x);
+Tensor *op_add(Graph *g, Tensor *a, Tensor *b);                        // same shapes
+Tensor *op_concat(Graph *g, Tensor *a, Tensor *b);                     // along the last dim
+Tensor *op_dropout(Graph *g, Tensor *x, float p, uint32_t site);       // identity unless training and p > 0
+Tensor *op_embed(Graph *g, Tensor *x);                                 // x (B, T, C): sqrt(C) x + PE
+Tensor *op_gather_steps(Graph *g, Tensor *x, const int *t_idx);        // x (B, T, C) -> (B, C) at t_idx[b]
+Tensor *op_l1_masked(Graph *g, Tensor *pred, const float *target, const float *mask); // -> (1)
+Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *labels);               // logits (B, n) -> (1)
+Tensor *op_mse(Graph *g, Tensor *pred, const float *target);                         // -> (1)
+
+#endif

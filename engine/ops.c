@@ -1,0 +1,258 @@
+// Operations on the tape: forward = allocate the output, run the CPU kernel, record a node;
+// backward = one kernel call per node. Gradients accumulate, so a tensor used twice gets both contributions.
+#include <math.h>
+#include <string.h>
+#include "common.h"
+#include "graph.h"
+#include "../kernels/cpu/kernels.h"
+
+static float *alloc_floats(Arena *a, size_t n) { return arena_alloc(a, n * sizeof(float)); }
+
+static Tensor *new_tensor(Graph *g, int ndim, const int *shape, int requires_grad) {
+    Tensor *t = graph_input(g, NULL, ndim, shape);
+    t->data = alloc_floats(&g->act, t->size);
+    t->requires_grad = requires_grad && !g->no_grad;
+    if (t->requires_grad) t->grad = alloc_floats(&g->agrad, t->size);
+    return t;
+}
+
+// Output with the shape of x but last dim C.
+static Tensor *new_like(Graph *g, const Tensor *x, int C, int requires_grad) {
+    int shape[TENSOR_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = C;
+    return new_tensor(g, x->ndim, shape, requires_grad);
+}
+
+static int rg(const Tensor *t) { return t && t->requires_grad; }
+static int last_dim(const Tensor *t) { return t->shape[t->ndim - 1]; }
+static size_t rows_of(const Tensor *t) { return t->size / (size_t)last_dim(t); }
+
+static Node *record(Graph *g, OpKind op, Tensor *out, Tensor *a, Tensor *b, Tensor *c) {
+    if (g->no_grad || !out->requires_grad) return NULL;
+    if (g->n_nodes == g->max_nodes) avt_fatal("graph: tape longer than %d nodes", g->max_nodes);
+    Node *n = &g->nodes[g->n_nodes++];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->out = out;
+    n->in[0] = a;
+    n->in[1] = b;
+    n->in[2] = c;
+    return n;
+}
+
+static DropoutKey key_for(const Graph *g, float p, uint32_t site) {
+    DropoutKey k = {g->seed, g->step, site, g->training ? p : 0.0f};
+    return k;
+}
+
+Tensor *op_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
+    int OC = w->shape[0], C = (int)(w->size / (size_t)OC);
+    if (last_dim(x) != C) avt_fatal("linear: input width %d, weight expects %d", last_dim(x), C);
+    Tensor *out = new_like(g, x, OC, rg(x) || rg(w) || rg(b));
+    size_t N = rows_of(x);
+    if (!g->planning) linear_forward(out->data, x->data, w->data, b ? b->data : NULL, N, C, OC);
+    Node *n = record(g, OP_LINEAR, out, x, w, b);
+    if (n) { n->dim[0] = C; n->dim[1] = OC; }
+    return out;
+}
+
+Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
+    int C = last_dim(x);
+    size_t N = rows_of(x);
+    Tensor *out = new_like(g, x, C, rg(x) || rg(w) || rg(b));
+    float *mean = alloc_floats(&g->act, N), *rstd = alloc_floats(&g->act, N);
+    if (!g->planning) layernorm_forward(out->data, mean, rstd, x->data, w->data, b->data, N, C);
+    Node *n = record(g, OP_LAYERNORM, out, x, w, b);
+    if (n) { n->aux[0] = mean; n->aux[1] = rstd; }
+    return out;
+}
+
+Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int NH, int causal, float p, uint32_t site) {
+    int B = q->shape[0], Tq = q->shape[1], Tk = k->shape[1], C = q->shape[2];
+    if (C % NH) avt_fatal("attention: width %d not divisible by %d heads", C, NH);
+    Tensor *out = new_like(g, q, C, rg(q) || rg(k) || rg(v));
+    float *att = alloc_floats(&g->act, (size_t)B * NH * Tq * Tk); // (B, NH, Tq, Tk)
+    DropoutKey drop = key_for(g, p, site);
+    if (!g->planning) attention_forward(out->data, att, q->data, k->data, v->data, drop, causal, B, Tq, Tk, NH, C / NH);
+    Node *n = record(g, OP_ATTENTION, out, q, k, v);
+    if (n) {
+        n->aux[0] = att;
+        n->drop = drop;
+        n->dim[0] = NH;
+    }
+    return out;
+}
+
+Tensor *op_relu(Graph *g, Tensor *x) {
+    Tensor *out = new_like(g, x, last_dim(x), rg(x));
+    if (!g->planning) relu_forward(out->data, x->data, x->size);
+    record(g, OP_RELU, out, x, NULL, NULL);
+    return out;
+}
+
+Tensor *op_add(Graph *g, Tensor *a, Tensor *b) {
+    if (a->size != b->size) avt_fatal("add: sizes %zu and %zu differ", a->size, b->size);
+    Tensor *out = new_like(g, a, last_dim(a), rg(a) || rg(b));
+    if (!g->planning) add_forward(out->data, a->data, b->data, a->size);
+    record(g, OP_ADD, out, a, b, NULL);
+    return out;
+}
+
+Tensor *op_concat(Graph *g, Tensor *a, Tensor *b) {
+    int C1 = last_dim(a), C2 = last_dim(b);
+    if (rows_of(a) != rows_of(b)) avt_fatal("concat: row counts differ");
+    Tensor *out = new_like(g, a, C1 + C2, rg(a) || rg(b));
+    if (!g->planning) concat_forward(out->data, a->data, b->data, rows_of(a), C1, C2);
+    record(g, OP_CONCAT, out, a, b, NULL);
+    return out;
+}
+
+Tensor *op_dropout(Graph *g, Tensor *x, float p, uint32_t site) {
+    DropoutKey drop = key_for(g, p, site);
+    if (drop.p <= 0.0f) return x; // identity: no copy, no node
+    Tensor *out = new_like(g, x, last_dim(x), rg(x));
+    if (!g->planning) dropout_forward(out->data, x->data, drop, x->size);
+    Node *n = record(g, OP_DROPOUT, out, x, NULL, NULL);
+    if (n) n->drop = drop;
+    return out;
+}
+
+Tensor *op_embed(Graph *g, Tensor *x) {
+    int B = x->shape[0], T = x->shape[1], C = x->shape[2];
+    Tensor *out = new_like(g, x, C, rg(x));
+    float *pe = alloc_floats(&g->act, (size_t)(T + 1) * C); // (T + 1, C)
+    if (!g->planning) {
+        sinusoid_table(pe, T, C);
+        embed_forward(out->data, x->data, pe, B, T, C);
+    }
+    record(g, OP_EMBED, out, x, NULL, NULL);
+    return out;
+}
+
+Tensor *op_gather_steps(Graph *g, Tensor *x, const int *t_idx) {
+    int B = x->shape[0], T = x->shape[1], C = x->shape[2];
+    int shape[2] = {B, C};
+    Tensor *out = new_tensor(g, 2, shape, rg(x));
+    if (!g->planning)
+        for (int b = 0; b < B; b++) {
+            if (t_idx[b] < 0 || t_idx[b] >= T) avt_fatal("gather_steps: step %d outside [0, %d)", t_idx[b], T);
+            memcpy(out->data + (size_t)b * C, x->data + ((size_t)b * T + t_idx[b]) * C, (size_t)C * sizeof(float));
+        }
+    Node *n = record(g, OP_GATHER_STEPS, out, x, NULL, NULL);
+    if (n) n->ci = t_idx;
+    return out;
+}
+
+static Tensor *scalar_out(Graph *g, Tensor *x) {
+    int one = 1;
+    return new_tensor(g, 1, &one, rg(x));
+}
+
+Tensor *op_l1_masked(Graph *g, Tensor *pred, const float *target, const float *mask) {
+    Tensor *out = scalar_out(g, pred);
+    if (!g->planning) out->data[0] = l1_masked_forward(pred->data, target, mask, rows_of(pred), last_dim(pred));
+    Node *n = record(g, OP_L1_MASKED, out, pred, NULL, NULL);
+    if (n) { n->cf[0] = target; n->cf[1] = mask; }
+    return out;
+}
+
+Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *labels) {
+    Tensor *out = scalar_out(g, logits);
+    if (!g->planning)
+        out->data[0] = cross_entropy_forward(logits->data, labels, (int)rows_of(logits), last_dim(logits));
+    Node *n = record(g, OP_CROSS_ENTROPY, out, logits, NULL, NULL);
+    if (n) n->ci = labels;
+    return out;
+}
+
+Tensor *op_mse(Graph *g, Tensor *pred, const float *target) {
+    Tensor *out = scalar_out(g, pred);
+    if (!g->planning) out->data[0] = mse_forward(pred->data, target, rows_of(pred), last_dim(pred));
+    Node *n = record(g, OP_MSE, out, pred, NULL, NULL);
+    if (n) n->cf[0] = target;
+    return out;
+}
+
+static float *grad_of(Tensor *t) { return t && t->requires_grad ? t->grad : NULL; }
+
+// (B, NH, Tq, Tk) workspace of an attention backward
+static size_t attention_scratch_floats(const Node *n) {
+    return (size_t)n->in[0]->shape[0] * (size_t)n->dim[0] * (size_t)n->in[0]->shape[1] * (size_t)n->in[1]->shape[1];
+}
+
+static void node_backward(Graph *g, Node *n) {
+    Tensor *out = n->out, *a = n->in[0], *b = n->in[1], *c = n->in[2];
+    float *dout = out->grad;
+    switch (n->op) {
+    case OP_LINEAR:
+        linear_backward(grad_of(a), grad_of(b), grad_of(c), dout, a->data, b->data, rows_of(a), n->dim[0], n->dim[1]);
+        break;
+    case OP_LAYERNORM:
+        layernorm_backward(grad_of(a), grad_of(b), grad_of(c), dout, a->data, b->data, n->aux[0], n->aux[1],
+                           rows_of(a), last_dim(a));
+        break;
+    case OP_ATTENTION: {
+        int B = a->shape[0], Tq = a->shape[1], Tk = b->shape[1], NH = n->dim[0];
+        float *scratch = alloc_floats(&g->agrad, attention_scratch_floats(n));
+        attention_backward(grad_of(a), grad_of(b), grad_of(c), scratch, dout, a->data, b->data, c->data, n->aux[0],
+                           n->drop, B, Tq, Tk, NH, last_dim(a) / NH);
+        break;
+    }
+    case OP_RELU:
+        if (grad_of(a)) relu_backward(a->grad, dout, out->data, out->size);
+        break;
+    case OP_ADD:
+        // add's backward is the identity into both inputs
+        if (grad_of(a)) add_forward(a->grad, a->grad, dout, out->size);
+        if (grad_of(b)) add_forward(b->grad, b->grad, dout, out->size);
+        break;
+    case OP_CONCAT:
+        concat_backward(grad_of(a), grad_of(b), dout, rows_of(a), last_dim(a), last_dim(b));
+        break;
+    case OP_DROPOUT:
+        if (grad_of(a)) dropout_backward(a->grad, dout, n->drop, out->size);
+        break;
+    case OP_EMBED:
+        if (grad_of(a)) embed_backward(a->grad, dout, a->shape[0], a->shape[1], a->shape[2]);
+        break;
+    case OP_GATHER_STEPS: {
+        int B = a->shape[0], T = a->shape[1], C = a->shape[2];
+        if (grad_of(a))
+            for (int bi = 0; bi < B; bi++)
+                add_forward(a->grad + ((size_t)bi * T + n->ci[bi]) * C, a->grad + ((size_t)bi * T + n->ci[bi]) * C,
+                            dout + (size_t)bi * C, (size_t)C);
+        break;
+    }
+    case OP_L1_MASKED:
+        if (grad_of(a)) l1_masked_backward(a->grad, dout[0], a->data, n->cf[0], n->cf[1], rows_of(a), last_dim(a));
+        break;
+    case OP_CROSS_ENTROPY:
+        if (grad_of(a)) cross_entropy_backward(a->grad, dout[0], a->data, n->ci, (int)rows_of(a), last_dim(a));
+        break;
+    case OP_MSE:
+        if (grad_of(a)) mse_backward(a->grad, dout[0], a->data, n->cf[0], rows_of(a), last_dim(a));
+        break;
+    }
+}
+
+void graph_backward(Graph *g, Tensor *loss) {
+    if (g->no_grad) avt_fatal("graph_backward: the graph was built with no_grad");
+    if (!loss->requires_grad) avt_fatal("graph_backward: the loss does not depend on any parameter");
+    if (loss->size != 1) avt_fatal("graph_backward: the loss must be a scalar, got %zu elements", loss->size);
+    if (!g->planning) {
+        // Every activation gradient was carved out of agrad during the forward: zero them in one pass.
+        memset(g->agrad.base, 0, g->agrad.used);
+        loss->grad[0] = 1.0f;
+    }
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        Node *n = &g->nodes[i];
+        size_t mark = g->agrad.used; // backward workspace is released after each node
+        if (g->planning) {
+            if (n->op == OP_ATTENTION) alloc_floats(&g->agrad, attention_scratch_floats(n));
+        } else {
+            node_backward(g, n);
+        }
+        g->agrad.used = mark;
+    }
+}

@@ -1,0 +1,20 @@
+// Helpers shared by the Criterion tests: where the golden files are, and tensor comparison.
+#ifndef AVT_TESTUTIL_H
+#define AVT_TESTUTIL_H
+
+#include <stddef.h>
+
+// $AVT_GOLDEN (set by `make test`) or build/golden; path of "<dir>/<file>" in a static buffer.
+const char *golden_path(const char *file);
+// $AVT_PYTHON or /usr/bin/python3; $AVT_BIN or build/avt.
+const char *test_python(void);
+const char *test_avt_bin(void);
+// A fresh directory under /tmp (removed by the OS; tests leave nothing in the tree).
+const char *test_tmpdir(void);
+// Run a shell command; returns its exit status (-1 if it did not exit normally).
+int test_run(const char *fmt, ...);
+
+// max |a - b| / max(max |ref|, floor): the error relative to the tensor's scale.
+double rel_err(const float *got, const float *ref, size_t n, double floor);
+
+#endif

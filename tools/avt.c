@@ -1,0 +1,27 @@
+// avt: the command-line front end. One file per subcommand (cmd_*.c).
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+
+static const char *USAGE =
+    "avt: the audio-visual Transformer of Tran & Soleymani (ICASSP 2022) in C\n"
+    "\n"
+    "usage: avt <command> [options]     (avt <command> --help for details)\n"
+    "\n"
+    "commands:\n"
+    "  info    print a checkpoint's (or a config's) configuration, parameter count and tensor table\n"
+    "  init    write a freshly initialised model as a safetensors checkpoint\n"
+    "  embed   turn audio/video feature files into utterance embeddings (.npy)\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2) avt_die("no command given (commands: info, init, embed; see avt --help)");
+    const char *cmd = argv[1];
+    if (cli_help(cmd) || strcmp(cmd, "help") == 0) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "info") == 0) return cmd_info(argc - 1, argv + 1);
+    if (strcmp(cmd, "init") == 0) return cmd_init(argc - 1, argv + 1);
+    if (strcmp(cmd, "embed") == 0) return cmd_embed(argc - 1, argv + 1);
+    avt_die("unknown command '%s' (commands: info, init, embed; see avt --help)", cmd);
+}

@@ -1,0 +1,45 @@
+// Shared pieces of the avt subcommands: flag parsing, config flags, progress bar.
+#ifndef AVT_CLI_H
+#define AVT_CLI_H
+
+#include <stdint.h>
+#include "../models/avt.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+
+// argv[*i] is a flag that takes a value: return the value and advance, or die naming the flag.
+const char *cli_value(int argc, char **argv, int *i);
+int cli_int(const char *flag, const char *v, int lo, int hi);
+uint64_t cli_u64(const char *flag, const char *v);
+int cli_is(const char *arg, const char *flag);   // exact flag match
+int cli_help(const char *arg);                   // -h / --help
+AVT_NORETURN void cli_unknown(const char *cmd, const char *arg);
+
+// --config NAME and the per-field overrides; returns 1 if argv[*i] was one of them (consumed).
+int cli_config_flag(int argc, char **argv, int *i, AvtConfig *cfg);
+AvtConfig cli_config_named(const char *name);    // base | large | tiny; dies otherwise
+#define CLI_CONFIG_HELP \
+    "  --config NAME       base (d 240, 4 layers, 10 heads), large (384, 8, 12) or tiny (24, 2, 4)\n" \
+    "  --embed-size D      override embed_size (even, divisible by the heads)\n" \
+    "  --layers L          override n_code (layers in every encoder)\n" \
+    "  --heads H           override n_heads\n" \
+    "  --audio-dim N       audio feature width (512)\n" \
+    "  --video-dim N       video feature width (17)\n"
+
+void cli_set_threads(int n);                     // OpenMP and OpenBLAS; n <= 0 keeps the defaults
+
+// A one-line progress bar on stderr (redrawn in place on a terminal, every 10 % otherwise).
+typedef struct {
+    const char *what;
+    long total, done;
+    double t0, last;
+    int tty, last_decile;
+} Progress;
+void progress_start(Progress *p, const char *what, long total);
+void progress_update(Progress *p, long done);
+void progress_end(Progress *p);
+double cli_now(void);
+
+#endif

@@ -1,0 +1,289 @@
+// avt embed: feature files -> h_av embeddings (extract_feature, inference mode).
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "../data/features.h"
+#include "cli.h"
+
+static const char *HELP =
+    "usage: avt embed --weights W.safetensors --audio A --video V --out O.npy [--sequence]\n"
+    "       avt embed --weights W.safetensors --list PAIRS.csv --out DIR [--sequence] [--batch N]\n"
+    "\n"
+    "Runs the model's extract_feature in inference mode (no dropout) and writes float32 .npy files:\n"
+    "shape (2d,) = h_av at the last common step, or (T, 2d) with --sequence.\n"
+    "\n"
+    "Inputs: audio = headerless CSV (one 200 ms step per row, 512 columns) or .npy (T, 512);\n"
+    "video = OpenFace 2.x CSV (every 6th row, the 17 AU*_r columns) or .npy (T, 17).\n"
+    "Rows holding a NaN are dropped per stream, then both are cut to the common length.\n"
+    "\n"
+    "  --weights PATH      safetensors checkpoint (avt init, or tools/pt_to_safetensors.py)\n"
+    "  --audio PATH        audio features of one utterance\n"
+    "  --video PATH        video features of one utterance\n"
+    "  --out PATH          output .npy (one pair) or directory (--list; created if missing)\n"
+    "  --list PATH         CSV, one pair per line: audio,video[,name]; '#' lines are comments;\n"
+    "                      output DIR/name.npy, name defaulting to the audio file's base name\n"
+    "  --sequence          write every step, (T, 2d), instead of the last one\n"
+    "  --batch N           utterances per forward pass with --list (default 8)\n"
+    "  --threads N         CPU threads (default: all cores)\n"
+    "\n"
+    "With --list, unreadable pairs are skipped and listed in DIR/skipped.txt; the exit status is\n"
+    "0 when every pair was embedded and 2 when some were skipped.\n";
+
+typedef struct {
+    AvtModel *m;
+    Graph g;
+    int B, T;   // planned batch and steps
+} Embedder;
+
+// h_av (B, T, 2d) for a right-padded batch; valid until the next call. Causality makes each sample's first
+// len[b] steps exactly what the unpadded sample gives.
+static const float *embed_batch(Embedder *e, float *x_a, float *x_v, int B, int T) {
+    const AvtConfig *c = &e->m->cfg;
+    int sa[3] = {B, T, c->d_a}, sv[3] = {B, T, c->d_v};
+    if (!graph_planned(&e->g) || B > e->B || T > e->T) {
+        e->B = B > e->B ? B : e->B;
+        e->T = T > e->T ? T : e->T;
+        int pa[3] = {e->B, e->T, c->d_a}, pv[3] = {e->B, e->T, c->d_v};
+        graph_plan_begin(&e->g);
+        avt_fuse(&e->g, e->m, graph_input(&e->g, NULL, 3, pa), graph_input(&e->g, NULL, 3, pv));
+        graph_plan_end(&e->g);
+    }
+    graph_reset(&e->g);
+    return avt_fuse(&e->g, e->m, graph_input(&e->g, x_a, 3, sa), graph_input(&e->g, x_v, 3, sv))->data;
+}
+
+static int read_pair(const AvtConfig *c, const char *audio, const char *video, Features *a, Features *v, AvtErr *err) {
+    memset(a, 0, sizeof *a);
+    memset(v, 0, sizeof *v);
+    if (features_read_audio(a, audio, c->d_a, err)) return -1;
+    if (features_read_video(v, video, c->d_v, err)) {
+        features_free(a);
+        return -1;
+    }
+    features_align(a, v);
+    if (a->T == 0) {
+        features_free(a);
+        features_free(v);
+        return avt_err_set(err, "%s + %s: no common steps left after dropping NaN rows", audio, video);
+    }
+    return 0;
+}
+
+static int write_embedding(const char *path, const float *h_av, int T, int D2, int sequence, AvtErr *err) {
+    if (sequence) {
+        int64_t shape[2] = {T, D2};
+        return npy_write_f32(path, h_av, 2, shape, err);
+    }
+    int64_t shape[1] = {D2};
+    return npy_write_f32(path, h_av + (size_t)(T - 1) * D2, 1, shape, err);
+}
+
+typedef struct {
+    char *audio, *video, *name;
+} Pair;
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) s[--n] = '\0';
+    return s;
+}
+
+static char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    s = s ? s + 1 : path;
+    char *b = strdup(s);
+    char *dot = strrchr(b, '.');
+    if (dot && dot != b) *dot = '\0';
+    return b;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+static Pair *read_list(const char *path, int *n_out) {
+    FILE *f = fopen(path, "r");
+    if (!f) avt_die("%s: cannot open: %s", path, strerror(errno));
+    Pair *p = NULL;
+    int n = 0, cap = 0, lineno = 0;
+    char *line = NULL;
+    size_t len = 0;
+    while (getline(&line, &len, f) != -1) {
+        lineno++;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#') continue;
+        char *fields[4] = {0};
+        int nf = 0;
+        for (char *tok = s; tok && nf < 4; nf++) {
+            char *comma = strchr(tok, ',');
+            if (comma) *comma = '\0';
+            fields[nf] = trim(tok);
+            tok = comma ? comma + 1 : NULL;
+        }
+        if (nf == 2 && n == 0 && strcmp(fields[0], "audio") == 0 && strcmp(fields[1], "video") == 0) continue;
+        if (nf == 3 && n == 0 && strcmp(fields[0], "audio") == 0 && strcmp(fields[2], "name") == 0) continue;
+        if (nf < 2 || nf > 3 || !*fields[0] || !*fields[1] || (nf == 3 && !*fields[2]))
+            avt_die("%s:%d: expected 'audio,video[,name]'", path, lineno);
+        if (nf == 3 && (strchr(fields[2], '/') || strcmp(fields[2], "..") == 0 || strcmp(fields[2], ".") == 0))
+            avt_die("%s:%d: name '%s' must be a plain file name", path, lineno, fields[2]);
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            p = realloc(p, (size_t)cap * sizeof *p);
+            if (!p) avt_fatal("out of memory reading %s", path);
+        }
+        p[n].audio = strdup(fields[0]);
+        p[n].video = strdup(fields[1]);
+        p[n].name = nf == 3 ? strdup(fields[2]) : base_name(fields[0]);
+        n++;
+    }
+    free(line);
+    fclose(f);
+    if (n == 0) avt_die("%s: no pairs listed", path);
+    // Two pairs writing one file would lose an embedding silently.
+    const char **names = malloc_check((size_t)n * sizeof *names);
+    for (int i = 0; i < n; i++) names[i] = p[i].name;
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    for (int i = 1; i < n; i++)
+        if (strcmp(names[i - 1], names[i]) == 0)
+            avt_die("%s: two pairs write '%s.npy' (give a third column with distinct names)", path, names[i]);
+    free(names);
+    *n_out = n;
+    return p;
+}
+
+static void make_dir(const char *dir) {
+    struct stat sb;
+    if (stat(dir, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode)) avt_die("%s: exists and is not a directory", dir);
+        return;
+    }
+    if (mkdir(dir, 0777) != 0) avt_die("%s: cannot create directory: %s", dir, strerror(errno));
+}
+
+// Copy a stream into its slot of a right-padded (B, T, D) batch.
+static void pack(float *dst, const Features *f, int T, int D) {
+    memcpy(dst, f->data, (size_t)f->T * D * sizeof(float));
+    memset(dst + (size_t)f->T * D, 0, (size_t)(T - f->T) * D * sizeof(float));
+}
+
+static int embed_list(Embedder *e, const char *list, const char *dir, int sequence, int batch) {
+    const AvtConfig *c = &e->m->cfg;
+    int n;
+    Pair *pairs = read_list(list, &n);
+    make_dir(dir);
+    size_t plen = strlen(dir) + 64;
+    char *skipped_path = malloc_check(plen);
+    snprintf(skipped_path, plen, "%s/skipped.txt", dir);
+    remove(skipped_path);
+    FILE *skipped = NULL;
+    int n_skipped = 0, n_done = 0;
+    Features *fa = calloc_check((size_t)batch, sizeof *fa), *fv = calloc_check((size_t)batch, sizeof *fv);
+    int *idx = calloc_check((size_t)batch, sizeof *idx);
+    float *xa = NULL, *xv = NULL;
+    size_t cap_a = 0, cap_v = 0;
+    Progress prog;
+    progress_start(&prog, "pairs", n);
+    for (int i = 0; i < n;) {
+        int B = 0, T = 0;
+        for (; i < n && B < batch; i++) {
+            AvtErr err;
+            if (read_pair(c, pairs[i].audio, pairs[i].video, &fa[B], &fv[B], &err)) {
+                if (!skipped) skipped = fopen_check(skipped_path, "w");
+                fprintf(skipped, "%s\n", err.msg);
+                if (n_skipped < 5) fprintf(stderr, "%savt: skipped: %s\n", prog.tty ? "\n" : "", err.msg);
+                n_skipped++;
+                continue;
+            }
+            if (fa[B].T > T) T = fa[B].T;
+            idx[B++] = i;
+        }
+        if (B > 0) {
+            size_t na = (size_t)B * T * c->d_a, nv = (size_t)B * T * c->d_v;
+            if (na > cap_a) { free(xa); xa = malloc_check(na * sizeof(float)); cap_a = na; }
+            if (nv > cap_v) { free(xv); xv = malloc_check(nv * sizeof(float)); cap_v = nv; }
+            for (int b = 0; b < B; b++) {
+                pack(xa + (size_t)b * T * c->d_a, &fa[b], T, c->d_a);
+                pack(xv + (size_t)b * T * c->d_v, &fv[b], T, c->d_v);
+            }
+            const float *h = embed_batch(e, xa, xv, B, T);
+            int D2 = 2 * c->d;
+            for (int b = 0; b < B; b++) {
+                char *out = malloc_check(strlen(dir) + strlen(pairs[idx[b]].name) + 8);
+                sprintf(out, "%s/%s.npy", dir, pairs[idx[b]].name);
+                AvtErr err;
+                if (write_embedding(out, h + (size_t)b * T * D2, fa[b].T, D2, sequence, &err)) avt_die("%s", err.msg);
+                free(out);
+                features_free(&fa[b]);
+                features_free(&fv[b]);
+                n_done++;
+            }
+        }
+        progress_update(&prog, i);
+    }
+    progress_end(&prog);
+    if (skipped) fclose_check(skipped, skipped_path);
+    double el = cli_now() - prog.t0;
+    fprintf(stderr, "embedded %d of %d pairs into %s in %.1f s (%.1f pairs/s)\n", n_done, n, dir, el,
+            el > 0 ? n_done / el : 0.0);
+    if (n_skipped) fprintf(stderr, "skipped %d pairs: reasons in %s\n", n_skipped, skipped_path);
+    for (int i = 0; i < n; i++) {
+        free(pairs[i].audio);
+        free(pairs[i].video);
+        free(pairs[i].name);
+    }
+    free(pairs);
+    free(fa);
+    free(fv);
+    free(idx);
+    free(xa);
+    free(xv);
+    free(skipped_path);
+    return n_skipped ? 2 : 0;
+}
+
+int cmd_embed(int argc, char **argv) {
+    const char *weights = NULL, *audio = NULL, *video = NULL, *out = NULL, *list = NULL;
+    int sequence = 0, batch = 8, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_help(a)) {
+            fputs(HELP, stdout);
+            return 0;
+        } else if (cli_is(a, "--weights")) weights = cli_value(argc, argv, &i);
+        else if (cli_is(a, "--audio")) audio = cli_value(argc, argv, &i);
+        else if (cli_is(a, "--video")) video = cli_value(argc, argv, &i);
+        else if (cli_is(a, "--out")) out = cli_value(argc, argv, &i);
+        else if (cli_is(a, "--list")) list = cli_value(argc, argv, &i);
+        else if (cli_is(a, "--sequence")) sequence = 1;
+        else if (cli_is(a, "--batch")) batch = cli_int(a, cli_value(argc, argv, &i), 1, 4096);
+        else if (cli_is(a, "--threads")) threads = cli_int(a, cli_value(argc, argv, &i), 1, 4096);
+        else cli_unknown("embed", a);
+    }
+    if (!weights) avt_die("embed: --weights is required (see avt embed --help)");
+    if (!out) avt_die("embed: --out is required (see avt embed --help)");
+    if (list && (audio || video)) avt_die("embed: give either --list or --audio/--video, not both");
+    if (!list && (!audio || !video)) avt_die("embed: give --audio and --video, or --list (see avt embed --help)");
+    cli_set_threads(threads);
+
+    AvtModel m;
+    AvtErr err;
+    if (avt_load(&m, weights, &err)) avt_die("%s", err.msg);
+    Embedder e = {.m = &m};
+    graph_init(&e.g, 4096);
+    e.g.no_grad = 1;
+    int rc;
+    if (list) {
+        rc = embed_list(&e, list, out, sequence, batch);
+    } else {
+        Features fa, fv;
+        if (read_pair(&m.cfg, audio, video, &fa, &fv, &err)) avt_die("%s", err.msg);
+        const float *h = embed_batch(&e, fa.data, fv.data, 1, fa.T);
+        if (write_embedding(out, h, fa.T, 2 * m.cfg.d, sequence, &err)) avt_die("%s", err.msg);
+        features_free(&fa);
+        features_free(&fv);
+        rc = 0;
+    }
+    graph_free(&e.g);
+    avt_free(&m);
+    return rc;
+}
