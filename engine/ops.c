@@ -61,7 +61,7 @@ Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
     int C = last_dim(x);
     size_t N = rows_of(x);
     Tensor *out = new_like(g, x, C, rg(x) || rg(w) || rg(b));
-    float *mean = alloc_floats(&g->act, N), *rstd = alloc_floats(&g->act, N);
+    float *mean = alloc_floats(&g->act, N), *rstd = alloc_floats(&g->act, N); // (N) saved for backward
     if (!g->planning) layernorm_forward(out->data, mean, rstd, x->data, w->data, b->data, N, C);
     Node *n = record(g, OP_LAYERNORM, out, x, w, b);
     if (n) { n->aux[0] = mean; n->aux[1] = rstd; }
@@ -74,7 +74,12 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int NH, int caus
     Tensor *out = new_like(g, q, C, rg(q) || rg(k) || rg(v));
     float *att = alloc_floats(&g->act, (size_t)B * NH * Tq * Tk); // (B, NH, Tq, Tk)
     DropoutKey drop = key_for(g, p, site);
-    if (!g->planning) attention_forward(out->data, att, q->data, k->data, v->data, drop, causal, B, Tq, Tk, NH, C / NH);
+    int nt = kernel_threads();
+    size_t mark = g->act.used; // workspace, released after the call
+    float *ws = alloc_floats(&g->act, attention_ws_floats(Tk, C / NH, nt));
+    if (!g->planning)
+        attention_forward(out->data, att, ws, q->data, k->data, v->data, drop, causal, B, Tq, Tk, NH, C / NH, nt);
+    g->act.used = mark;
     Node *n = record(g, OP_ATTENTION, out, q, k, v);
     if (n) {
         n->aux[0] = att;
@@ -176,12 +181,17 @@ Tensor *op_mse(Graph *g, Tensor *pred, const float *target) {
 
 static float *grad_of(Tensor *t) { return t && t->requires_grad ? t->grad : NULL; }
 
-// (B, NH, Tq, Tk) workspace of an attention backward
-static size_t attention_scratch_floats(const Node *n) {
-    return (size_t)n->in[0]->shape[0] * (size_t)n->dim[0] * (size_t)n->in[0]->shape[1] * (size_t)n->in[1]->shape[1];
+// Backward workspace of a node, in floats (taken from the gradient arena and released after the node).
+static size_t backward_ws_floats(const Node *n) {
+    const Tensor *a = n->in[0];
+    switch (n->op) {
+    case OP_LAYERNORM: return layernorm_backward_ws_floats(rows_of(a), last_dim(a));
+    case OP_ATTENTION: return attention_ws_floats(n->in[1]->shape[1], last_dim(a) / n->dim[0], kernel_threads());
+    default: return 0;
+    }
 }
 
-static void node_backward(Graph *g, Node *n) {
+static void node_backward(Node *n, float *ws) {
     Tensor *out = n->out, *a = n->in[0], *b = n->in[1], *c = n->in[2];
     float *dout = out->grad;
     switch (n->op) {
@@ -189,14 +199,13 @@ static void node_backward(Graph *g, Node *n) {
         linear_backward(grad_of(a), grad_of(b), grad_of(c), dout, a->data, b->data, rows_of(a), n->dim[0], n->dim[1]);
         break;
     case OP_LAYERNORM:
-        layernorm_backward(grad_of(a), grad_of(b), grad_of(c), dout, a->data, b->data, n->aux[0], n->aux[1],
+        layernorm_backward(grad_of(a), grad_of(b), grad_of(c), ws, dout, a->data, b->data, n->aux[0], n->aux[1],
                            rows_of(a), last_dim(a));
         break;
     case OP_ATTENTION: {
         int B = a->shape[0], Tq = a->shape[1], Tk = b->shape[1], NH = n->dim[0];
-        float *scratch = alloc_floats(&g->agrad, attention_scratch_floats(n));
-        attention_backward(grad_of(a), grad_of(b), grad_of(c), scratch, dout, a->data, b->data, c->data, n->aux[0],
-                           n->drop, B, Tq, Tk, NH, last_dim(a) / NH);
+        attention_backward(grad_of(a), grad_of(b), grad_of(c), ws, dout, a->data, b->data, c->data, n->aux[0],
+                           n->drop, B, Tq, Tk, NH, last_dim(a) / NH, kernel_threads());
         break;
     }
     case OP_RELU:
@@ -248,11 +257,8 @@ void graph_backward(Graph *g, Tensor *loss) {
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         Node *n = &g->nodes[i];
         size_t mark = g->agrad.used; // backward workspace is released after each node
-        if (g->planning) {
-            if (n->op == OP_ATTENTION) alloc_floats(&g->agrad, attention_scratch_floats(n));
-        } else {
-            node_backward(g, n);
-        }
+        float *ws = alloc_floats(&g->agrad, backward_ws_floats(n));
+        if (!g->planning) node_backward(n, ws);
         g->agrad.used = mark;
     }
 }

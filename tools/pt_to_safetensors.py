@@ -82,8 +82,8 @@ def convert(args):
             k.startswith("module.") for k in tensors) else ""
         raise BadInput(f"{args.input}: no 'proj_a.weight' tensor: not an audio-visual Transformer checkpoint{hint}")
     pa = tensors["proj_a.weight"]
-    if pa.ndim != 2:
-        raise BadInput(f"{args.input}: 'proj_a.weight' has shape {list(pa.shape)}, expected 2 dims")
+    if pa.ndim != 3 or pa.shape[2] != 1:  # Conv1d(512, d, kernel_size=1) weight
+        raise BadInput(f"{args.input}: 'proj_a.weight' has shape {list(pa.shape)}, expected (embed_size, in, 1)")
     embed = int(pa.shape[0])
     layers = {int(m.group(1)) for k in tensors if (m := re.match(r"acoustic_cross_visual\.layers\.(\d+)\.", k))}
     if not layers:

@@ -16,7 +16,7 @@ def write_safetensors(path, tensors, metadata=None):
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     blobs, offset = [], 0
     for name, arr in tensors.items():
-        a = np.ascontiguousarray(np.asarray(arr, dtype=np.float32))
+        a = np.asarray(arr, dtype=np.float32, order="C")  # keeps 0-dim tensors 0-dim
         b = a.astype("<f4", copy=False).tobytes()
         header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
         blobs.append(b)

@@ -9,10 +9,10 @@
 #include "kernels.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
-
-#include "../../engine/common.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 // Multipliers of elements [base, base + n) of a dropout tensor, equal to dropout_scale() element by element
 // but with one Philox call per 4 elements instead of one per element.
@@ -41,18 +41,32 @@ static inline int visible_keys(int causal, int i, int Tq, int Tk) {
     return n < Tk ? n : Tk;
 }
 
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v, DropoutKey drop,
-                       int causal, int B, int Tq, int Tk, int NH, int HS) {
+// Per thread: kT or vT (HS, Tk), a head's keys or values transposed so the inner loops run over contiguous
+// keys; m (Tk) a dropout row; a row buffer of max(HS, Tk): one output row (forward) or dS row (backward).
+size_t attention_ws_floats(int Tk, int HS, int nthreads) {
+    size_t row = (size_t)(Tk > HS ? Tk : HS);
+    return ((size_t)HS * Tk + (size_t)Tk + row) * (size_t)(nthreads > 0 ? nthreads : 1);
+}
+
+static float *thread_ws(float *ws, int Tk, int HS) {
+#ifdef _OPENMP
+    return ws + attention_ws_floats(Tk, HS, 1) * (size_t)omp_get_thread_num();
+#else
+    (void)Tk, (void)HS;
+    return ws;
+#endif
+}
+
+void attention_forward(float *out, float *att, float *ws, const float *q, const float *k, const float *v,
+                       DropoutKey drop, int causal, int B, int Tq, int Tk, int NH, int HS, int nthreads) {
     // out (B, Tq, C), att (B, NH, Tq, Tk); q (B, Tq, C); k, v (B, Tk, C); C = NH * HS
     const int C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
-#pragma omp parallel
+#pragma omp parallel num_threads(nthreads)
     {
-        // Per-thread scratch: kT (HS, Tk) is k_h transposed so the score loop runs over contiguous keys;
-        // m (Tk) the dropout row; acc (HS) one output row.
-        float *kT = malloc_check((size_t)HS * Tk * sizeof(float));
-        float *m = malloc_check((size_t)Tk * sizeof(float));
-        float *acc = malloc_check((size_t)HS * sizeof(float));
+        float *kT = thread_ws(ws, Tk, HS);
+        float *m = kT + (size_t)HS * Tk;
+        float *acc = m + Tk;
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {
@@ -97,24 +111,22 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
                 }
             }
         }
-        free(kT);
-        free(m);
-        free(acc);
     }
 }
 
-void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q,
+void attention_backward(float *dq, float *dk, float *dv, float *ws, const float *dout, const float *q,
                         const float *k, const float *v, const float *att, DropoutKey drop, int B, int Tq, int Tk,
-                        int NH, int HS) {
-    // dq (B, Tq, C); dk, dv (B, Tk, C); scratch (B, NH, Tq, Tk); dout, q (B, Tq, C); k, v (B, Tk, C);
+                        int NH, int HS, int nthreads) {
+    // dq (B, Tq, C); dk, dv (B, Tk, C); dout, q (B, Tq, C); k, v (B, Tk, C);
     // att (B, NH, Tq, Tk) softmax output before dropout
     const int C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
-#pragma omp parallel
+#pragma omp parallel num_threads(nthreads)
     {
-        // vT (HS, Tk): v_h transposed for dA = dout . v^T; m (Tk): dropout row.
-        float *vT = malloc_check((size_t)HS * Tk * sizeof(float));
-        float *m = malloc_check((size_t)Tk * sizeof(float));
+        // vT: v_h transposed for dA = dout . v^T; ds: one row of dS
+        float *vT = thread_ws(ws, Tk, HS);
+        float *m = vT + (size_t)HS * Tk;
+        float *ds = m + Tk;
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {
@@ -127,14 +139,12 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
                 float *dkb = dk ? dk + (size_t)b * Tk * C + (size_t)h * HS : NULL;
                 float *dvb = dv ? dv + (size_t)b * Tk * C + (size_t)h * HS : NULL;
                 const float *ab = att + bh * Tq * Tk;
-                float *sb = scratch + bh * Tq * Tk;
                 for (int j = 0; j < Tk; j++)
                     for (int d = 0; d < HS; d++) vT[(size_t)d * Tk + j] = vb[(size_t)j * C + d];
                 for (int i = 0; i < Tq; i++) {
                     const float *a = ab + (size_t)i * Tk;
                     const float *gi = gb + (size_t)i * C;
                     const float *qi = qb + (size_t)i * C;
-                    float *ds = sb + (size_t)i * Tk;
                     // Hidden keys have att == 0 exactly and contribute nothing; find the last non-zero column
                     // instead of re-deriving the causal flag, which backward does not receive.
                     int nv = Tk;
@@ -182,7 +192,5 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
                 }
             }
         }
-        free(vT);
-        free(m);
     }
 }

@@ -7,8 +7,19 @@
 #include "kernels.h"
 
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define EW_PAR_MIN 65536
+
+int kernel_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
 
 void relu_forward(float *out, const float *inp, size_t n) {
     // out, inp (n); may alias

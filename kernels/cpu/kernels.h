@@ -6,11 +6,16 @@
 //   N = B*T rows where the batch structure does not matter.
 // - Every backward ACCUMULATES (+=) into its gradient outputs; a NULL gradient pointer means "not needed".
 // - Dropout masks are never stored: forward and backward redraw them from the DropoutKey (kernels/philox.h).
+// - Kernels allocate nothing: scratch comes from the caller's arena as `ws`, sized by the matching *_ws_floats.
+//   Threaded kernels that need per-thread scratch take the thread count the workspace was sized for.
 #ifndef AVT_KERNELS_CPU_H
 #define AVT_KERNELS_CPU_H
 
 #include <stddef.h>
 #include "../philox.h"
+
+// Threads a kernel may use now (OpenMP's current limit; 1 without OpenMP).
+int kernel_threads(void);
 
 // ---- linear.c: out = inp . W^T + b (GEMM through cblas_sgemm) ----
 // out (N, OC), inp (N, C), weight (OC, C), bias (OC) or NULL
@@ -23,20 +28,25 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
 // out (N, C), mean (N), rstd (N) written; inp (N, C), weight (C), bias (C)
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                        const float *bias, size_t N, int C);
-void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+// ws (layernorm_backward_ws_floats): per-block partial sums of the weight and bias gradients
+size_t layernorm_backward_ws_floats(size_t N, int C);
+void layernorm_backward(float *dinp, float *dweight, float *dbias, float *ws, const float *dout, const float *inp,
                         const float *weight, const float *mean, const float *rstd, size_t N, int C);
 
 // ---- attention.c: multi-head scaled dot-product attention ----
 // q (B, Tq, C), k (B, Tk, C), v (B, Tk, C) with C = NH*HS (already projected, head h = columns [h*HS, (h+1)*HS)).
-// scores = (q_h . k_h^T) * HS^-0.5; causal: key j is hidden from query i when j - i >= 1 + |Tk - Tq|;
+// scores = (q_h * HS^-0.5) . k_h^T (q scaled first, as the reference scales q after its bias);
+// causal: key j is hidden from query i when j - i >= 1 + |Tk - Tq|;
 // att = softmax(scores) in fp32 (saved, BEFORE dropout; element index of att is its (B, NH, Tq, Tk) offset,
 // which is also the dropout element index); out (B, Tq, C) = dropout(att) . v_h per head.
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v, DropoutKey drop,
-                       int causal, int B, int Tq, int Tk, int NH, int HS);
-// dq (B, Tq, C), dk, dv (B, Tk, C); scratch (B, NH, Tq, Tk) is workspace, contents undefined on return.
-void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q,
+// ws (attention_ws_floats(Tk, HS, nthreads)) is per-thread scratch for at most nthreads threads.
+size_t attention_ws_floats(int Tk, int HS, int nthreads);
+void attention_forward(float *out, float *att, float *ws, const float *q, const float *k, const float *v,
+                       DropoutKey drop, int causal, int B, int Tq, int Tk, int NH, int HS, int nthreads);
+// dq (B, Tq, C), dk, dv (B, Tk, C)
+void attention_backward(float *dq, float *dk, float *dv, float *ws, const float *dout, const float *q,
                         const float *k, const float *v, const float *att, DropoutKey drop, int B, int Tq, int Tk,
-                        int NH, int HS);
+                        int NH, int HS, int nthreads);
 
 // ---- elementwise.c ----
 void relu_forward(float *out, const float *inp, size_t n);

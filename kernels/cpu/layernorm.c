@@ -39,7 +39,11 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
     }
 }
 
-void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+size_t layernorm_backward_ws_floats(size_t N, int C) {
+    return (N + LN_ROWS_PER_BLOCK - 1) / LN_ROWS_PER_BLOCK * 2 * (size_t)C;
+}
+
+void layernorm_backward(float *dinp, float *dweight, float *dbias, float *ws, const float *dout, const float *inp,
                         const float *weight, const float *mean, const float *rstd, size_t N, int C) {
     // dinp (N, C), dweight (C), dbias (C); dout, inp (N, C); weight (C); mean, rstd (N)
     if (N == 0 || C <= 0) return;
@@ -66,7 +70,7 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
     if (!dweight && !dbias) return;
     size_t nblk = (N + LN_ROWS_PER_BLOCK - 1) / LN_ROWS_PER_BLOCK;
     // part (nblk, 2, C): per block [sum dy * xhat | sum dy]
-    float *part = malloc_check(nblk * 2 * (size_t)C * sizeof(float));
+    float *part = ws;
 #pragma omp parallel for if (N * (size_t)C > 16384)
     for (size_t blk = 0; blk < nblk; blk++) {
         float *pw = part + blk * 2 * C, *pb = pw + C;
@@ -90,5 +94,4 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
         if (dweight) dweight[c] += (float)sw;
         if (dbias) dbias[c] += (float)sb;
     }
-    free(part);
 }

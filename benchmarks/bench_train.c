@@ -1,0 +1,80 @@
+// One pretraining step (forward of the masked-reconstruction objective + backward, dropout on, no optimizer)
+// of the avt CPU engine, timed over --steps steps after one warm-up step. Prints `avt_step_ms MEDIAN MEAN`.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../models/avt.h"
+#include "../tools/cli.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    AvtConfig cfg = AVT_BASE;
+    int B = 64, T = 100, steps = 10, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_help(a)) {
+            printf("usage: bench_train [--config NAME] [--batch B] [--seq T] [--steps N] [--threads K]\n");
+            return 0;
+        } else if (cli_is(a, "--batch")) B = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 16);
+        else if (cli_is(a, "--seq")) T = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 16);
+        else if (cli_is(a, "--steps")) steps = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 20);
+        else if (cli_is(a, "--threads")) threads = cli_int(a, cli_value(argc, argv, &i), 1, 4096);
+        else if (!cli_config_flag(argc, argv, &i, &cfg)) cli_unknown("bench_train", a);
+    }
+    cli_set_threads(threads);
+    AvtModel m;
+    avt_init(&m, cfg, 1);
+    size_t na = (size_t)B * T * cfg.d_a, nv = (size_t)B * T * cfg.d_v;
+    float *xa = malloc_check(na * sizeof(float)), *xv = malloc_check(nv * sizeof(float));
+    float *ta = malloc_check(na * sizeof(float)), *tv = malloc_check(nv * sizeof(float));
+    float *mask = malloc_check((size_t)B * T * sizeof(float));
+    for (size_t i = 0; i < na; i++) ta[i] = xa[i] = 2.0f * philox_uniform(9, 1, 0, i) - 1.0f;
+    for (size_t i = 0; i < nv; i++) tv[i] = xv[i] = 5.0f * philox_uniform(9, 2, 0, i);
+    for (size_t i = 0; i < (size_t)B * T; i++) mask[i] = philox_uniform(9, 3, 0, i) < 0.15f;
+
+    Graph g;
+    graph_init(&g, 4096);
+    g.training = 1;
+    g.seed = 1234;
+    int sa[3] = {B, T, cfg.d_a}, sv[3] = {B, T, cfg.d_v};
+    Tensor *out_a, *out_v;
+    graph_plan_begin(&g);
+    graph_backward(&g, avt_pretrain_loss(&g, &m, graph_input(&g, NULL, 3, sa), graph_input(&g, NULL, 3, sv), ta, tv,
+                                         mask, &out_a, &out_v));
+    graph_plan_end(&g);
+    fprintf(stderr, "avt: B %d, T %d, d %d, L %d; arenas: activations %.0f MB, activation gradients %.0f MB\n", B, T,
+            cfg.d, cfg.L, g.act.cap / 1e6, g.agrad.cap / 1e6);
+
+    double *ms = malloc_check((size_t)steps * sizeof(double)), sum = 0.0;
+    float loss = 0.0f;
+    for (int s = -1; s < steps; s++) { // s = -1 warms up
+        double t0 = cli_now();
+        graph_reset(&g);
+        g.step = (uint32_t)(s + 1);
+        Tensor *l = avt_pretrain_loss(&g, &m, graph_input(&g, xa, 3, sa), graph_input(&g, xv, 3, sv), ta, tv, mask,
+                                      &out_a, &out_v);
+        params_zero_grad(&m.params);
+        graph_backward(&g, l);
+        loss = l->data[0];
+        if (s >= 0) {
+            ms[s] = 1e3 * (cli_now() - t0);
+            sum += ms[s];
+            fprintf(stderr, "avt step %d/%d: %.0f ms (loss %.4f)\n", s + 1, steps, ms[s], loss);
+        }
+    }
+    qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
+    printf("avt_step_ms %.1f %.1f\n", ms[steps / 2], sum / steps);
+    free(ms);
+    free(xa);
+    free(xv);
+    free(ta);
+    free(tv);
+    free(mask);
+    graph_free(&g);
+    avt_free(&m);
+    return 0;
+}
