@@ -13,15 +13,16 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     AvtConfig cfg = AVT_BASE;
-    int B = 64, T = 100, steps = 10, threads = 0;
+    int B = 64, T = 100, steps = 10, threads = 0, profile = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_help(a)) {
-            printf("usage: bench_train [--config NAME] [--batch B] [--seq T] [--steps N] [--threads K]\n");
+            printf("usage: bench_train [--config NAME] [--batch B] [--seq T] [--steps N] [--threads K] [--profile]\n");
             return 0;
         } else if (cli_is(a, "--batch")) B = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 16);
         else if (cli_is(a, "--seq")) T = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 16);
         else if (cli_is(a, "--steps")) steps = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 20);
+        else if (cli_is(a, "--profile")) profile = 1;
         else if (cli_is(a, "--threads")) threads = cli_int(a, cli_value(argc, argv, &i), 1, 4096);
         else if (!cli_config_flag(argc, argv, &i, &cfg)) cli_unknown("bench_train", a);
     }
@@ -60,6 +61,7 @@ int main(int argc, char **argv) {
         params_zero_grad(&m.params);
         graph_backward(&g, l);
         loss = l->data[0];
+        if (s == -1) ops_profile(profile); // profile the timed steps only
         if (s >= 0) {
             ms[s] = 1e3 * (cli_now() - t0);
             sum += ms[s];
@@ -68,6 +70,7 @@ int main(int argc, char **argv) {
     }
     qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
     printf("avt_step_ms %.1f %.1f\n", ms[steps / 2], sum / steps);
+    if (profile) ops_profile_report(stderr, steps);
     free(ms);
     free(xa);
     free(xv);

@@ -89,6 +89,8 @@ void graph_plan_end(Graph *g) {
 
 int graph_planned(const Graph *g) { return g->act.base != NULL; }
 
+void *graph_scratch(Graph *g, size_t bytes) { return arena_alloc(&g->act, bytes); }
+
 Tensor *graph_input(Graph *g, float *data, int ndim, const int *shape) {
     if (g->n_tensors == g->max_tensors) avt_fatal("graph: more than %d tensors in one step", g->max_tensors);
     Tensor *t = &g->tensors[g->n_tensors++];

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "../kernels/philox.h"
 
 #define TENSOR_MAX_DIMS 4
@@ -39,7 +40,7 @@ size_t tensor_numel(int ndim, const int *shape);
 
 typedef enum {
     OP_LINEAR, OP_LAYERNORM, OP_ATTENTION, OP_RELU, OP_ADD, OP_CONCAT, OP_DROPOUT, OP_EMBED,
-    OP_GATHER_STEPS, OP_L1_MASKED, OP_CROSS_ENTROPY, OP_MSE,
+    OP_GATHER_ROWS, OP_L1_MASKED, OP_CROSS_ENTROPY, OP_MSE, OP_COUNT
 } OpKind;
 
 typedef struct {
@@ -74,7 +75,12 @@ void graph_plan_begin(Graph *g);         // next build + backward only measures
 void graph_plan_end(Graph *g);           // allocate the measured arenas
 int graph_planned(const Graph *g);       // arenas allocated
 void graph_backward(Graph *g, Tensor *loss);
+// Time every kernel call by op and direction (off by default; turning it on clears the totals).
+void ops_profile(int on);
+void ops_profile_report(FILE *f, int steps);
 
+// Step-lifetime memory for constants an op reads (row lists, gathered targets); NULL while planning.
+void *graph_scratch(Graph *g, size_t bytes);
 // An input tensor over caller memory (no gradient). data may be NULL while planning.
 Tensor *graph_input(Graph *g, float *data, int ndim, const int *shape);
 // A view of `rows` consecutive rows of a parameter or activation, starting at row0 (rows along dim 0).
@@ -89,8 +95,8 @@ Tensor *op_add(Graph *g, Tensor *a, Tensor *b);                        // same s
 Tensor *op_concat(Graph *g, Tensor *a, Tensor *b);                     // along the last dim
 Tensor *op_dropout(Graph *g, Tensor *x, float p, uint32_t site);       // identity unless training and p > 0
 Tensor *op_embed(Graph *g, Tensor *x);                                 // x (B, T, C): sqrt(C) x + PE
-Tensor *op_gather_steps(Graph *g, Tensor *x, const int *t_idx);        // x (B, T, C) -> (B, C) at t_idx[b]
-Tensor *op_l1_masked(Graph *g, Tensor *pred, const float *target, const float *mask); // -> (1)
+Tensor *op_gather_rows(Graph *g, Tensor *x, const int *rows, int n);   // x (..., C) as rows -> (n, C)
+Tensor *op_l1_masked(Graph *g, Tensor *pred, const float *target, const float *mask); // mask NULL: all rows
 Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *labels);               // logits (B, n) -> (1)
 Tensor *op_mse(Graph *g, Tensor *pred, const float *target);                         // -> (1)
 

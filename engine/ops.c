@@ -2,11 +2,56 @@
 // backward = one kernel call per node. Gradients accumulate, so a tensor used twice gets both contributions.
 #include <math.h>
 #include <string.h>
+#include <time.h>
 #include "common.h"
 #include "graph.h"
 #include "../kernels/cpu/kernels.h"
 
 static float *alloc_floats(Arena *a, size_t n) { return arena_alloc(a, n * sizeof(float)); }
+
+// ---- per-op timing (ops_profile): wall time of each kernel call, by op and direction ----
+#define PROF_ZERO_GRAD OP_COUNT // clearing the activation gradients before a backward
+static const char *OP_NAME[OP_COUNT + 1] = {"linear", "layernorm", "attention", "relu", "add", "concat", "dropout",
+                                            "embed", "gather_rows", "l1_masked", "cross_entropy", "mse", "zero_grad"};
+static int prof_on;
+static double prof_s[OP_COUNT + 1][2];
+static long prof_calls[OP_COUNT + 1][2];
+
+static double prof_now(void) {
+    if (!prof_on) return 0.0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void prof_add(int op, int backward, double t0) {
+    if (!prof_on) return;
+    prof_s[op][backward] += prof_now() - t0;
+    prof_calls[op][backward]++;
+}
+
+void ops_profile(int on) {
+    prof_on = on;
+    memset(prof_s, 0, sizeof prof_s);
+    memset(prof_calls, 0, sizeof prof_calls);
+}
+
+void ops_profile_report(FILE *f, int steps) {
+    double total = 0.0;
+    for (int o = 0; o <= OP_COUNT; o++) total += prof_s[o][0] + prof_s[o][1];
+    fprintf(f, "%-14s %12s %12s %7s   (ms per step, %d steps)\n", "op", "forward", "backward", "share", steps);
+    for (int o = 0; o <= OP_COUNT; o++) {
+        double t = prof_s[o][0] + prof_s[o][1];
+        if (prof_calls[o][0] + prof_calls[o][1] == 0) continue;
+        fprintf(f, "%-14s %12.1f %12.1f %6.1f%%\n", OP_NAME[o], 1e3 * prof_s[o][0] / steps, 1e3 * prof_s[o][1] / steps,
+                total > 0 ? 100.0 * t / total : 0.0);
+    }
+    fprintf(f, "%-14s %25.1f\n", "all kernels", 1e3 * total / steps);
+}
+
+// COMPUTE(g, op, backward) stmt; runs stmt unless the graph is planning, and times it when profiling.
+#define COMPUTE(g, op, backward) \
+    for (double t0_ = (g)->planning ? -1.0 : prof_now(); t0_ >= 0.0; prof_add(op, backward, t0_), t0_ = -1.0)
 
 static Tensor *new_tensor(Graph *g, int ndim, const int *shape, int requires_grad) {
     Tensor *t = graph_input(g, NULL, ndim, shape);
@@ -51,7 +96,7 @@ Tensor *op_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
     if (last_dim(x) != C) avt_fatal("linear: input width %d, weight expects %d", last_dim(x), C);
     Tensor *out = new_like(g, x, OC, rg(x) || rg(w) || rg(b));
     size_t N = rows_of(x);
-    if (!g->planning) linear_forward(out->data, x->data, w->data, b ? b->data : NULL, N, C, OC);
+    COMPUTE(g, OP_LINEAR, 0) linear_forward(out->data, x->data, w->data, b ? b->data : NULL, N, C, OC);
     Node *n = record(g, OP_LINEAR, out, x, w, b);
     if (n) { n->dim[0] = C; n->dim[1] = OC; }
     return out;
@@ -62,7 +107,7 @@ Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
     size_t N = rows_of(x);
     Tensor *out = new_like(g, x, C, rg(x) || rg(w) || rg(b));
     float *mean = alloc_floats(&g->act, N), *rstd = alloc_floats(&g->act, N); // (N) saved for backward
-    if (!g->planning) layernorm_forward(out->data, mean, rstd, x->data, w->data, b->data, N, C);
+    COMPUTE(g, OP_LAYERNORM, 0) layernorm_forward(out->data, mean, rstd, x->data, w->data, b->data, N, C);
     Node *n = record(g, OP_LAYERNORM, out, x, w, b);
     if (n) { n->aux[0] = mean; n->aux[1] = rstd; }
     return out;
@@ -77,7 +122,7 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int NH, int caus
     int nt = kernel_threads();
     size_t mark = g->act.used; // workspace, released after the call
     float *ws = alloc_floats(&g->act, attention_ws_floats(Tk, C / NH, nt));
-    if (!g->planning)
+    COMPUTE(g, OP_ATTENTION, 0)
         attention_forward(out->data, att, ws, q->data, k->data, v->data, drop, causal, B, Tq, Tk, NH, C / NH, nt);
     g->act.used = mark;
     Node *n = record(g, OP_ATTENTION, out, q, k, v);
@@ -91,7 +136,7 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int NH, int caus
 
 Tensor *op_relu(Graph *g, Tensor *x) {
     Tensor *out = new_like(g, x, last_dim(x), rg(x));
-    if (!g->planning) relu_forward(out->data, x->data, x->size);
+    COMPUTE(g, OP_RELU, 0) relu_forward(out->data, x->data, x->size);
     record(g, OP_RELU, out, x, NULL, NULL);
     return out;
 }
@@ -99,7 +144,7 @@ Tensor *op_relu(Graph *g, Tensor *x) {
 Tensor *op_add(Graph *g, Tensor *a, Tensor *b) {
     if (a->size != b->size) avt_fatal("add: sizes %zu and %zu differ", a->size, b->size);
     Tensor *out = new_like(g, a, last_dim(a), rg(a) || rg(b));
-    if (!g->planning) add_forward(out->data, a->data, b->data, a->size);
+    COMPUTE(g, OP_ADD, 0) add_forward(out->data, a->data, b->data, a->size);
     record(g, OP_ADD, out, a, b, NULL);
     return out;
 }
@@ -108,7 +153,7 @@ Tensor *op_concat(Graph *g, Tensor *a, Tensor *b) {
     int C1 = last_dim(a), C2 = last_dim(b);
     if (rows_of(a) != rows_of(b)) avt_fatal("concat: row counts differ");
     Tensor *out = new_like(g, a, C1 + C2, rg(a) || rg(b));
-    if (!g->planning) concat_forward(out->data, a->data, b->data, rows_of(a), C1, C2);
+    COMPUTE(g, OP_CONCAT, 0) concat_forward(out->data, a->data, b->data, rows_of(a), C1, C2);
     record(g, OP_CONCAT, out, a, b, NULL);
     return out;
 }
@@ -117,7 +162,7 @@ Tensor *op_dropout(Graph *g, Tensor *x, float p, uint32_t site) {
     DropoutKey drop = key_for(g, p, site);
     if (drop.p <= 0.0f) return x; // identity: no copy, no node
     Tensor *out = new_like(g, x, last_dim(x), rg(x));
-    if (!g->planning) dropout_forward(out->data, x->data, drop, x->size);
+    COMPUTE(g, OP_DROPOUT, 0) dropout_forward(out->data, x->data, drop, x->size);
     Node *n = record(g, OP_DROPOUT, out, x, NULL, NULL);
     if (n) n->drop = drop;
     return out;
@@ -127,7 +172,7 @@ Tensor *op_embed(Graph *g, Tensor *x) {
     int B = x->shape[0], T = x->shape[1], C = x->shape[2];
     Tensor *out = new_like(g, x, C, rg(x));
     float *pe = alloc_floats(&g->act, (size_t)(T + 1) * C); // (T + 1, C)
-    if (!g->planning) {
+    COMPUTE(g, OP_EMBED, 0) {
         sinusoid_table(pe, T, C);
         embed_forward(out->data, x->data, pe, B, T, C);
     }
@@ -135,17 +180,17 @@ Tensor *op_embed(Graph *g, Tensor *x) {
     return out;
 }
 
-Tensor *op_gather_steps(Graph *g, Tensor *x, const int *t_idx) {
-    int B = x->shape[0], T = x->shape[1], C = x->shape[2];
-    int shape[2] = {B, C};
+Tensor *op_gather_rows(Graph *g, Tensor *x, const int *rows, int n) {
+    int C = last_dim(x);
+    size_t N = rows_of(x);
+    int shape[2] = {n, C};
     Tensor *out = new_tensor(g, 2, shape, rg(x));
-    if (!g->planning)
-        for (int b = 0; b < B; b++) {
-            if (t_idx[b] < 0 || t_idx[b] >= T) avt_fatal("gather_steps: step %d outside [0, %d)", t_idx[b], T);
-            memcpy(out->data + (size_t)b * C, x->data + ((size_t)b * T + t_idx[b]) * C, (size_t)C * sizeof(float));
-        }
-    Node *n = record(g, OP_GATHER_STEPS, out, x, NULL, NULL);
-    if (n) n->ci = t_idx;
+    COMPUTE(g, OP_GATHER_ROWS, 0) for (int r = 0; r < n; r++) {
+        if (rows[r] < 0 || (size_t)rows[r] >= N) avt_fatal("gather_rows: row %d outside [0, %zu)", rows[r], N);
+        memcpy(out->data + (size_t)r * C, x->data + (size_t)rows[r] * C, (size_t)C * sizeof(float));
+    }
+    Node *nd = record(g, OP_GATHER_ROWS, out, x, NULL, NULL);
+    if (nd) nd->ci = rows;
     return out;
 }
 
@@ -156,7 +201,7 @@ static Tensor *scalar_out(Graph *g, Tensor *x) {
 
 Tensor *op_l1_masked(Graph *g, Tensor *pred, const float *target, const float *mask) {
     Tensor *out = scalar_out(g, pred);
-    if (!g->planning) out->data[0] = l1_masked_forward(pred->data, target, mask, rows_of(pred), last_dim(pred));
+    COMPUTE(g, OP_L1_MASKED, 0) out->data[0] = l1_masked_forward(pred->data, target, mask, rows_of(pred), last_dim(pred));
     Node *n = record(g, OP_L1_MASKED, out, pred, NULL, NULL);
     if (n) { n->cf[0] = target; n->cf[1] = mask; }
     return out;
@@ -164,7 +209,7 @@ Tensor *op_l1_masked(Graph *g, Tensor *pred, const float *target, const float *m
 
 Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *labels) {
     Tensor *out = scalar_out(g, logits);
-    if (!g->planning)
+    COMPUTE(g, OP_CROSS_ENTROPY, 0)
         out->data[0] = cross_entropy_forward(logits->data, labels, (int)rows_of(logits), last_dim(logits));
     Node *n = record(g, OP_CROSS_ENTROPY, out, logits, NULL, NULL);
     if (n) n->ci = labels;
@@ -173,7 +218,7 @@ Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *labels) {
 
 Tensor *op_mse(Graph *g, Tensor *pred, const float *target) {
     Tensor *out = scalar_out(g, pred);
-    if (!g->planning) out->data[0] = mse_forward(pred->data, target, rows_of(pred), last_dim(pred));
+    COMPUTE(g, OP_MSE, 0) out->data[0] = mse_forward(pred->data, target, rows_of(pred), last_dim(pred));
     Node *n = record(g, OP_MSE, out, pred, NULL, NULL);
     if (n) n->cf[0] = target;
     return out;
@@ -225,12 +270,13 @@ static void node_backward(Node *n, float *ws) {
     case OP_EMBED:
         if (grad_of(a)) embed_backward(a->grad, dout, a->shape[0], a->shape[1], a->shape[2]);
         break;
-    case OP_GATHER_STEPS: {
-        int B = a->shape[0], T = a->shape[1], C = a->shape[2];
+    case OP_GATHER_ROWS: {
+        int C = last_dim(a);
         if (grad_of(a))
-            for (int bi = 0; bi < B; bi++)
-                add_forward(a->grad + ((size_t)bi * T + n->ci[bi]) * C, a->grad + ((size_t)bi * T + n->ci[bi]) * C,
-                            dout + (size_t)bi * C, (size_t)C);
+            for (int r = 0; r < out->shape[0]; r++) {
+                float *d = a->grad + (size_t)n->ci[r] * C;
+                add_forward(d, d, dout + (size_t)r * C, (size_t)C);
+            }
         break;
     }
     case OP_L1_MASKED:
@@ -242,6 +288,8 @@ static void node_backward(Node *n, float *ws) {
     case OP_MSE:
         if (grad_of(a)) mse_backward(a->grad, dout[0], a->data, n->cf[0], rows_of(a), last_dim(a));
         break;
+    case OP_COUNT:
+        break;
     }
 }
 
@@ -249,7 +297,7 @@ void graph_backward(Graph *g, Tensor *loss) {
     if (g->no_grad) avt_fatal("graph_backward: the graph was built with no_grad");
     if (!loss->requires_grad) avt_fatal("graph_backward: the loss does not depend on any parameter");
     if (loss->size != 1) avt_fatal("graph_backward: the loss must be a scalar, got %zu elements", loss->size);
-    if (!g->planning) {
+    COMPUTE(g, PROF_ZERO_GRAD, 1) {
         // Every activation gradient was carved out of agrad during the forward: zero them in one pass.
         memset(g->agrad.base, 0, g->agrad.used);
         loss->grad[0] = 1.0f;
@@ -258,7 +306,7 @@ void graph_backward(Graph *g, Tensor *loss) {
         Node *n = &g->nodes[i];
         size_t mark = g->agrad.used; // backward workspace is released after each node
         float *ws = alloc_floats(&g->agrad, backward_ws_floats(n));
-        if (!g->planning) node_backward(n, ws);
+        COMPUTE(g, n->op, 1) node_backward(n, ws);
         g->agrad.used = mark;
     }
 }

@@ -282,20 +282,45 @@ static Tensor *residual_head(Graph *g, const AvtLinear *p1, const AvtLinear *p2,
     return op_linear(g, op_add(g, h, r), out->w, out->b);
 }
 
-void avt_reconstruct(Graph *g, const AvtModel *m, Tensor *h_av, Tensor **out_a, Tensor **out_v) {
-    *out_a = residual_head(g, &m->proj1_a, &m->proj2_a, &m->out_a, h_av);
-    *out_v = residual_head(g, &m->proj1_v, &m->proj2_v, &m->out_v, h_av);
+void avt_reconstruct(Graph *g, const AvtModel *m, Tensor *h, Tensor **out_a, Tensor **out_v) {
+    *out_a = residual_head(g, &m->proj1_a, &m->proj2_a, &m->out_a, h);
+    *out_v = residual_head(g, &m->proj1_v, &m->proj2_v, &m->out_v, h);
+}
+
+// Rows of `target` (rows of width D) listed in rows, copied into step memory.
+static const float *gather_targets(Graph *g, const float *target, const int *rows, int n, int D) {
+    float *out = graph_scratch(g, (size_t)n * D * sizeof(float));
+    if (!g->planning)
+        for (int r = 0; r < n; r++) memcpy(out + (size_t)r * D, target + (size_t)rows[r] * D, (size_t)D * sizeof(float));
+    return out;
 }
 
 Tensor *avt_pretrain_loss(Graph *g, const AvtModel *m, Tensor *x_a, Tensor *x_v, const float *target_a,
                           const float *target_v, const float *mask, Tensor **out_a, Tensor **out_v) {
-    avt_reconstruct(g, m, avt_fuse(g, m, x_a, x_v), out_a, out_v);
-    return op_add(g, op_l1_masked(g, *out_a, target_a, mask), op_l1_masked(g, *out_v, target_v, mask));
+    Tensor *h_av = avt_fuse(g, m, x_a, x_v);
+    // The masked steps m; while planning, every step (the most a batch can have).
+    int BT = x_a->shape[0] * x_a->shape[1], n = 0;
+    int *rows = graph_scratch(g, (size_t)BT * sizeof(int));
+    if (g->planning) n = BT;
+    else
+        for (int r = 0; r < BT; r++)
+            if (mask[r] != 0.0f) rows[n++] = r;
+    avt_reconstruct(g, m, op_gather_rows(g, h_av, rows, n), out_a, out_v);
+    const float *ta = gather_targets(g, target_a, rows, n, m->cfg.d_a);
+    const float *tv = gather_targets(g, target_v, rows, n, m->cfg.d_v);
+    return op_add(g, op_l1_masked(g, *out_a, ta, NULL), op_l1_masked(g, *out_v, tv, NULL));
 }
 
 Tensor *avt_head(Graph *g, const AvtModel *m, Tensor *h_av, const int *t_last) {
     if (m->cfg.n_out <= 0) avt_fatal("avt_head: the model has no fine-tuning head");
-    Tensor *h = op_gather_steps(g, h_av, t_last);
+    int B = h_av->shape[0], T = h_av->shape[1];
+    int *rows = graph_scratch(g, (size_t)B * sizeof(int));
+    if (!g->planning)
+        for (int b = 0; b < B; b++) {
+            if (t_last[b] < 0 || t_last[b] >= T) avt_fatal("avt_head: step %d outside [0, %d)", t_last[b], T);
+            rows[b] = b * T + t_last[b];
+        }
+    Tensor *h = op_gather_rows(g, h_av, rows, B);
     h = op_relu(g, op_linear(g, h, m->head1.w, m->head1.b));
     return op_linear(g, h, m->head2.w, m->head2.b);
 }

@@ -56,10 +56,11 @@ int avt_save(const AvtModel *m, const char *path, AvtErr *err);
 // ---- forward passes (build on the graph; the graph's training flag turns dropout on) ----
 // h_av (B, T, 2d): trans_mem over concat(V<-A, A<-V), after its final layer norm (extract_feature).
 Tensor *avt_fuse(Graph *g, const AvtModel *m, Tensor *x_a, Tensor *x_v);
-// Pretraining heads (§2.10): *out_a (B, T, d_a), *out_v (B, T, d_v).
-void avt_reconstruct(Graph *g, const AvtModel *m, Tensor *h_av, Tensor **out_a, Tensor **out_v);
+// Pretraining heads (§2.10) on every step of h (..., 2d): *out_a (..., d_a), *out_v (..., d_v).
+void avt_reconstruct(Graph *g, const AvtModel *m, Tensor *h, Tensor **out_a, Tensor **out_v);
 // Masked reconstruction loss (§3.3): L1(out_a[m], target_a[m]) + L1(out_v[m], target_v[m]).
-// target_a (B, T, d_a), target_v (B, T, d_v), mask (B, T) with 1 at masked steps.
+// target_a (B, T, d_a), target_v (B, T, d_v), mask (B, T) with 1 at masked steps. The heads run on the M masked
+// steps only (the loss reads nothing else): *out_a (M, d_a), *out_v (M, d_v), rows in (b, t) order.
 Tensor *avt_pretrain_loss(Graph *g, const AvtModel *m, Tensor *x_a, Tensor *x_v, const float *target_a,
                           const float *target_v, const float *mask, Tensor **out_a, Tensor **out_v);
 // Fine-tuning head (§4) on h_av at step t_last[b] of each sample: logits (B, n_out).

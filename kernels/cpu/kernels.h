@@ -55,6 +55,8 @@ void add_forward(float *out, const float *a, const float *b, size_t n);
 // out (N, C1 + C2) = [a (N, C1) | b (N, C2)]
 void concat_forward(float *out, const float *a, const float *b, size_t N, int C1, int C2);
 void concat_backward(float *da, float *db, const float *dout, size_t N, int C1, int C2);
+// m[j] = dropout_scale(drop, base + j) for j < n, eight Philox blocks at a time (the rounds vectorise).
+void dropout_scales(float *m, DropoutKey drop, size_t base, size_t n);
 // element index i of the flat tensor is the dropout element index
 void dropout_forward(float *out, const float *inp, DropoutKey drop, size_t n);
 void dropout_backward(float *dinp, const float *dout, DropoutKey drop, size_t n);
@@ -66,8 +68,8 @@ void embed_forward(float *out, const float *inp, const float *pe, int B, int T, 
 void embed_backward(float *dinp, const float *dout, int B, int T, int C);
 
 // ---- loss.c: each forward returns the scalar loss; backward scales by dloss ----
-// mean |pred - target| over the rows with mask[r] != 0 and all C columns; pred, target (N, C), mask (N).
-// Returns 0 when no row is masked.
+// mean |pred - target| over the rows with mask[r] != 0 and all C columns; pred, target (N, C), mask (N) or
+// NULL for every row. Returns 0 when no row is masked.
 float l1_masked_forward(const float *pred, const float *target, const float *mask, size_t N, int C);
 void l1_masked_backward(float *dpred, float dloss, const float *pred, const float *target, const float *mask,
                         size_t N, int C);

@@ -9,11 +9,11 @@
 #include <math.h>
 
 float l1_masked_forward(const float *pred, const float *target, const float *mask, size_t N, int C) {
-    // pred, target (N, C); mask (N), a row counts when mask[r] != 0
+    // pred, target (N, C); mask (N), a row counts when mask[r] != 0; NULL: every row
     double sum = 0.0;
     size_t count = 0;
     for (size_t r = 0; r < N; r++) {
-        if (mask[r] == 0.0f) continue;
+        if (mask && mask[r] == 0.0f) continue;
         count++;
         const float *p = pred + r * C, *t = target + r * C;
         for (int c = 0; c < C; c++) sum += fabs((double)p[c] - (double)t[c]);
@@ -23,14 +23,14 @@ float l1_masked_forward(const float *pred, const float *target, const float *mas
 
 void l1_masked_backward(float *dpred, float dloss, const float *pred, const float *target, const float *mask,
                         size_t N, int C) {
-    // dpred, pred, target (N, C); mask (N)
-    size_t count = 0;
-    for (size_t r = 0; r < N; r++) count += mask[r] != 0.0f;
+    // dpred, pred, target (N, C); mask (N) or NULL
+    size_t count = mask ? 0 : N;
+    for (size_t r = 0; mask && r < N; r++) count += mask[r] != 0.0f;
     if (count == 0 || C <= 0) return;
     const float g = (float)((double)dloss / ((double)count * C));
 #pragma omp parallel for if (N * (size_t)C > 65536)
     for (size_t r = 0; r < N; r++) {
-        if (mask[r] == 0.0f) continue;
+        if (mask && mask[r] == 0.0f) continue;
         const float *p = pred + r * C, *t = target + r * C;
         float *d = dpred + r * C;
         // sign(0) = 0, as torch.sign in L1Loss's backward
