@@ -83,7 +83,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard benchmarks/*.c)
 HDRS     := $(wildcard engine/*.h kernels/*.h kernels/cpu/*.h models/*.h data/*.h tools/*.h tests/*.h)
 
-.PHONY: all test golden bench fuzz clean
+.PHONY: all test golden bench demo fuzz clean
 all: $(BUILD)/avt
 
 $(BUILD)/%.o: %.c $(HDRS)
@@ -112,6 +112,10 @@ golden: $(GOLDEN)
 
 test: $(BUILD)/avt $(BUILD)/avt_tests $(GOLDEN)
 	AVT_GOLDEN=$(BUILD)/golden AVT_BIN=$(BUILD)/avt AVT_PYTHON=$(PYTHON) OMP_NUM_THREADS=2 $(BUILD)/avt_tests -j1 --verbose=0
+
+# ---- a first real run: base model, feature files in the paper's formats, avt embed ----
+demo: $(BUILD)/avt
+	BUILD=$(BUILD) PYTHON=$(PYTHON) bash tools/demo.sh
 
 # ---- benchmarks (not part of the tests: speed is reported as a ratio against PyTorch in the same run) ----
 $(BUILD)/bench_train: $(BUILD)/benchmarks/bench_train.o $(BUILD)/tools/cli.o $(BUILD)/libavt.a
