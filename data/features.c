@@ -101,6 +101,19 @@ static void lines_close(Lines *r) {
     memset(r, 0, sizeof *r);
 }
 
+// End of a CSV read: an empty file is an error; on success the rows go to out, on failure everything is freed.
+static int csv_finish(Lines *r, RowBuf *b, int rc, long ndata, Features *out, AvtErr *err) {
+    if (rc == 0 && ndata == 0) rc = avt_err_set(err, "%s: empty file (no feature rows)", r->path);
+    lines_close(r);
+    if (rc != 0) {
+        free(b->data);
+        b->data = NULL;
+        return -1;
+    }
+    rowbuf_finish(b, out);
+    return 0;
+}
+
 // Next non-blank line in *line (NUL-terminated, "\n" / "\r\n" removed). Returns its length (> 0), 0 at end of
 // file, -1 on a read error (err set).
 static long lines_next(Lines *r, char **line, AvtErr *err) {
@@ -207,14 +220,7 @@ int features_read_audio(Features *out, const char *path, int expected_D, AvtErr 
         if (st == 0) b.rows++; // a NaN row stays in the slot and is overwritten by the next one
     }
     if (n < 0) rc = -1;
-    if (rc == 0 && ndata == 0) rc = avt_err_set(err, "%s: empty file (no feature rows)", path);
-    lines_close(&r);
-    if (rc != 0) {
-        free(b.data);
-        return -1;
-    }
-    rowbuf_finish(&b, out);
-    return 0;
+    return csv_finish(&r, &b, rc, ndata, out, err);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -285,14 +291,7 @@ int features_read_video(Features *out, const char *path, int expected_D, AvtErr 
         else if (st == 0) b.rows++;
     }
     if (rc == 0 && n < 0) rc = -1;
-    if (rc == 0 && ndata == 0) rc = avt_err_set(err, "%s: empty file (no feature rows)", path);
-    lines_close(&r);
-    if (rc != 0) {
-        free(b.data);
-        return -1;
-    }
-    rowbuf_finish(&b, out);
-    return 0;
+    return csv_finish(&r, &b, rc, ndata, out, err);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -5,32 +5,17 @@ Every tensor of the state dict is kept (buffers too, e.g. *.version and *.embed_
 stored as float32. Metadata written: embed_size (rows of proj_a.weight), n_code (number of
 acoustic_cross_visual layers) and n_heads (--n-heads, else 10 for embed_size 240 and 12 for 384).
 """
-import argparse
 import os
 import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402  (found through the script's own directory)
+from tool_util import BadInput, Parser, one_line  # noqa: E402
 
 ST_MAX_DIMS = 8  # the C reader's limit (engine/safetensors.h)
 DEFAULT_HEADS = {240: 10, 384: 12}  # base and large models
 STATE_KEYS = ("state_dict", "model", "model_state_dict")
-
-
-class BadInput(Exception):
-    pass
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit 1, like every other bad input
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(1)
-
-
-def one_line(e):
-    s = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {s[0]}" if s else type(e).__name__
 
 
 def find_state_dict(obj, path, torch):

@@ -3,27 +3,12 @@
 
 The safetensors __metadata__ (embed_size, n_code, n_heads) has no place in a plain state_dict and is dropped.
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402  (found through the script's own directory)
-
-
-class BadInput(Exception):
-    pass
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit 1, like every other bad input
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(1)
-
-
-def one_line(e):
-    s = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {s[0]}" if s else type(e).__name__
+from tool_util import BadInput, Parser, one_line  # noqa: E402
 
 
 def convert(args):

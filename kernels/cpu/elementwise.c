@@ -133,10 +133,15 @@ void dropout_scales(float *m, DropoutKey drop, size_t base, size_t n) {
 
 #define DROPOUT_CHUNK 1024 // elements per task: the multipliers live on the stack
 
-void dropout_forward(float *out, const float *inp, DropoutKey drop, size_t n) {
-    // out, inp (n); may alias
+// y = x * mask, or y += x * mask when accumulating (the backward)
+static void dropout_apply(float *y, const float *x, DropoutKey drop, size_t n, int accumulate) {
     if (drop.p <= 0.0f) {
-        if (out != inp) memmove(out, inp, n * sizeof(float));
+        if (!accumulate) {
+            if (y != x) memmove(y, x, n * sizeof(float));
+            return;
+        }
+#pragma omp parallel for if (n > EW_PAR_MIN)
+        for (size_t i = 0; i < n; i++) y[i] += x[i];
         return;
     }
     const size_t nchunk = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
@@ -145,23 +150,19 @@ void dropout_forward(float *out, const float *inp, DropoutKey drop, size_t n) {
         float m[DROPOUT_CHUNK];
         size_t i0 = c * DROPOUT_CHUNK, len = n - i0 < DROPOUT_CHUNK ? n - i0 : DROPOUT_CHUNK;
         dropout_scales(m, drop, i0, len);
-        for (size_t j = 0; j < len; j++) out[i0 + j] = inp[i0 + j] * m[j];
+        if (accumulate)
+            for (size_t j = 0; j < len; j++) y[i0 + j] += x[i0 + j] * m[j];
+        else
+            for (size_t j = 0; j < len; j++) y[i0 + j] = x[i0 + j] * m[j];
     }
+}
+
+void dropout_forward(float *out, const float *inp, DropoutKey drop, size_t n) {
+    // out, inp (n); may alias
+    dropout_apply(out, inp, drop, n, 0);
 }
 
 void dropout_backward(float *dinp, const float *dout, DropoutKey drop, size_t n) {
     // dinp, dout (n)
-    if (drop.p <= 0.0f) {
-#pragma omp parallel for if (n > EW_PAR_MIN)
-        for (size_t i = 0; i < n; i++) dinp[i] += dout[i];
-        return;
-    }
-    const size_t nchunk = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
-#pragma omp parallel for if (n > EW_PAR_MIN)
-    for (size_t c = 0; c < nchunk; c++) {
-        float m[DROPOUT_CHUNK];
-        size_t i0 = c * DROPOUT_CHUNK, len = n - i0 < DROPOUT_CHUNK ? n - i0 : DROPOUT_CHUNK;
-        dropout_scales(m, drop, i0, len);
-        for (size_t j = 0; j < len; j++) dinp[i0 + j] += dout[i0 + j] * m[j];
-    }
+    dropout_apply(dinp, dout, drop, n, 1);
 }
