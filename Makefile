@@ -107,6 +107,7 @@ GOLDEN := $(BUILD)/golden/.done
 $(GOLDEN): $(wildcard tests/reference/*.py) tools/st_io.py
 	@mkdir -p $(BUILD)/golden
 	$(PYTHON) tests/reference/make_golden.py --out $(BUILD)/golden
+	$(PYTHON) tests/reference/check_twin_numpy.py $(BUILD)/golden
 	@touch $@
 golden: $(GOLDEN)
 

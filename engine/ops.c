@@ -117,10 +117,11 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int NH, int caus
     int B = q->shape[0], Tq = q->shape[1], Tk = k->shape[1], C = q->shape[2];
     if (C % NH) avt_fatal("attention: width %d not divisible by %d heads", C, NH);
     Tensor *out = new_like(g, q, C, rg(q) || rg(k) || rg(v));
-    float *att = alloc_floats(&g->act, (size_t)B * NH * Tq * Tk); // (B, NH, Tq, Tk)
     DropoutKey drop = key_for(g, p, site);
-    int nt = kernel_threads();
+    int nt = kernel_threads(), keep = out->requires_grad; // the probabilities are kept only for a backward
+    float *att = keep ? alloc_floats(&g->act, (size_t)B * NH * Tq * Tk) : NULL; // (B, NH, Tq, Tk)
     size_t mark = g->act.used; // workspace, released after the call
+    if (!keep) att = alloc_floats(&g->act, (size_t)B * NH * Tq * Tk);
     float *ws = alloc_floats(&g->act, attention_ws_floats(Tk, C / NH, nt));
     COMPUTE(g, OP_ATTENTION, 0)
         attention_forward(out->data, att, ws, q->data, k->data, v->data, drop, causal, B, Tq, Tk, NH, C / NH, nt);

@@ -24,10 +24,14 @@ static inline int round_up(int x) { return (x + VB - 1) / VB * VB; }
 
 // Per-thread tiles: two (Tk, HSp) or (HS, Tkp) matrices for keys / values, two (Tk, HSp) accumulators for dk, dv,
 // and four rows of max(Tkp, HSp).
+static size_t tile_floats(int Tk, int HS) {
+    size_t a = (size_t)HS * (size_t)round_up(Tk), b = (size_t)Tk * (size_t)round_up(HS);
+    return a > b ? a : b;
+}
+
 size_t attention_ws_floats(int Tk, int HS, int nthreads) {
     size_t Tkp = (size_t)round_up(Tk), HSp = (size_t)round_up(HS);
-    size_t tile = (Tkp > HSp ? Tkp : HSp) * (size_t)(HS > Tk ? HS : Tk);
-    size_t row = Tkp > HSp ? Tkp : HSp;
+    size_t tile = tile_floats(Tk, HS), row = Tkp > HSp ? Tkp : HSp;
     return (4 * tile + 4 * row) * (size_t)(nthreads > 0 ? nthreads : 1);
 }
 
@@ -38,7 +42,7 @@ typedef struct {
 
 static Scratch thread_scratch(float *ws, int Tk, int HS) {
     size_t per = attention_ws_floats(Tk, HS, 1), Tkp = (size_t)round_up(Tk), HSp = (size_t)round_up(HS);
-    size_t tile = (Tkp > HSp ? Tkp : HSp) * (size_t)(HS > Tk ? HS : Tk), row = Tkp > HSp ? Tkp : HSp;
+    size_t tile = tile_floats(Tk, HS), row = Tkp > HSp ? Tkp : HSp;
 #ifdef _OPENMP
     ws += per * (size_t)omp_get_thread_num();
 #else
