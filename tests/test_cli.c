@@ -15,7 +15,7 @@ static void setup(void) {
     dir = test_tmpdir();
     snprintf(weights, sizeof weights, "%s", golden_path("tiny.params.safetensors"));
 }
-TestSuite(cli, .init = setup, .timeout = 120);
+TestSuite(cli, .init = setup, .fini = test_tmpdir_remove, .timeout = 120);
 
 // The twin's eval-mode inputs and outputs for one sample of the tiny golden batch.
 typedef struct {

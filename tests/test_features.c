@@ -1,5 +1,5 @@
 // Tests for data/features.c: the paper's TRILL / OpenFace CSVs, .npy I/O, alignment, and every bad-input error.
-// Fixtures are written into a fresh mkdtemp directory per test (Criterion runs each test in its own process).
+// Fixtures are written into a fresh temporary directory per test (Criterion runs each test in its own process).
 #include <criterion/criterion.h>
 
 #include <dirent.h>
@@ -12,41 +12,13 @@
 #include <unistd.h>
 
 #include "data/features.h"
+#include "testutil.h"
 
-static char g_dir[64];
-
-static void fx_setup(void) {
-    strcpy(g_dir, "/tmp/avt_features_XXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir), "mkdtemp failed");
-}
-
-static void fx_teardown(void) {
-    DIR *d = opendir(g_dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(g_dir);
-}
-
-TestSuite(features, .init = fx_setup, .fini = fx_teardown);
-
-// Path of a fixture; rotating buffers so a test can hold several at once.
-static const char *fx_path(const char *name) {
-    static char bufs[8][256];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, 256, "%s/%s", g_dir, name);
-    return b;
-}
+static void fx_setup(void) { test_tmpdir(); }
+TestSuite(features, .init = fx_setup, .fini = test_tmpdir_remove);
 
 static const char *fx_write(const char *name, const void *bytes, size_t n) {
-    const char *p = fx_path(name);
+    const char *p = test_path(name);
     FILE *f = fopen(p, "wb");
     cr_assert_not_null(f, "cannot create %s", p);
     cr_assert_eq(fwrite(bytes, 1, n, f), n);
@@ -165,10 +137,10 @@ Test(features, audio_csv_empty_file) {
 Test(features, missing_files) {
     Features f = garbage();
     AvtErr err = {{0}};
-    const char *p = fx_path("nope.csv");
+    const char *p = test_path("nope.csv");
     expect_err(features_read_audio(&f, p, 512, &err), &f, &err, "nope.csv", "cannot open: No such file or directory");
     expect_err(features_read_video(&f, p, 17, &err), &f, &err, "nope.csv", "cannot open: No such file or directory");
-    p = fx_path("nope.npy");
+    p = test_path("nope.npy");
     expect_err(features_read_audio(&f, p, 512, &err), &f, &err, "nope.npy", "cannot open: No such file or directory");
     float *data = (float *)(uintptr_t)0x1;
     int ndim = 5;
@@ -402,7 +374,7 @@ Test(features, npy_write_matches_numpy_bytes) {
     const float v[6] = {0, 1, 2, 3, 4, 5};
     const int64_t shape[2] = {2, 3};
     AvtErr err = {{0}};
-    const char *p = fx_path("a.npy");
+    const char *p = test_path("a.npy");
     cr_assert_eq(npy_write_f32(p, v, 2, shape, &err), 0, "%s", err.msg);
     size_t n;
     unsigned char *b = slurp(p, &n);
@@ -416,12 +388,7 @@ Test(features, npy_write_matches_numpy_bytes) {
     cr_assert_eq(memcmp(b + 128, v, sizeof v), 0);
     free(b);
     // Atomic write: no temporary left behind.
-    DIR *d = opendir(g_dir);
-    struct dirent *e;
-    int files = 0;
-    while ((e = readdir(d)) != NULL) files += e->d_name[0] != '.';
-    closedir(d);
-    cr_assert_eq(files, 1);
+    cr_assert_eq(test_count_files(), 1);
 }
 
 Test(features, npy_round_trip_ranks) {
@@ -432,7 +399,7 @@ Test(features, npy_round_trip_ranks) {
     const int64_t shapes[][8] = {{0}, {24}, {4, 6}, {2, 3, 4}, {0, 7}, {1, 1, 2, 1, 3, 1, 2, 2}};
     const int ndims[] = {0, 1, 2, 3, 2, 8};
     for (int s = 0; s < 6; s++) {
-        const char *p = fx_path("r.npy");
+        const char *p = test_path("r.npy");
         cr_assert_eq(npy_write_f32(p, buf, ndims[s], shapes[s], &err), 0, "%s", err.msg);
         size_t n;
         unsigned char *raw = slurp(p, &n);
@@ -475,7 +442,7 @@ Test(features, npy_as_features_no_subsampling_nan_rows_dropped) {
     float a[4 * 3] = {1, 2, 3, 4, NAN, 6, 7, 8, 9, 10, 11, 12};
     const int64_t sa[2] = {4, 3};
     AvtErr err = {{0}};
-    const char *p = fx_path("audio.NPY"); // extension is case-insensitive
+    const char *p = test_path("audio.NPY"); // extension is case-insensitive
     cr_assert_eq(npy_write_f32(p, a, 2, sa, &err), 0, "%s", err.msg);
     Features f = garbage();
     cr_assert_eq(features_read_audio(&f, p, 3, &err), 0, "%s", err.msg);
@@ -488,7 +455,7 @@ Test(features, npy_as_features_no_subsampling_nan_rows_dropped) {
     float v[10 * 17];
     for (int i = 0; i < 10 * 17; i++) v[i] = (float)i;
     const int64_t sv[2] = {10, 17};
-    p = fx_path("video.npy");
+    p = test_path("video.npy");
     cr_assert_eq(npy_write_f32(p, v, 2, sv, &err), 0, "%s", err.msg);
     cr_assert_eq(features_read_video(&f, p, 17, &err), 0, "%s", err.msg);
     cr_assert_eq(f.T, 10); // no ::6 for .npy
@@ -539,7 +506,7 @@ Test(features, npy_write_errors) {
     const int64_t shape[1] = {1};
     cr_assert_eq(npy_write_f32("/nonexistent_dir_avt/x.npy", v, 1, shape, &err), -1);
     cr_assert_not_null(strstr(err.msg, "/nonexistent_dir_avt/x.npy"), "%s", err.msg);
-    cr_assert_eq(npy_write_f32(fx_path("x.npy"), v, 9, shape, &err), -1);
+    cr_assert_eq(npy_write_f32(test_path("x.npy"), v, 9, shape, &err), -1);
     cr_assert_not_null(strstr(err.msg, "rank-9"), "%s", err.msg);
 }
 

@@ -9,7 +9,7 @@
 
 static const char *dir;
 static void setup(void) { dir = test_tmpdir(); }
-TestSuite(roundtrip, .init = setup, .timeout = 300);
+TestSuite(roundtrip, .init = setup, .fini = test_tmpdir_remove, .timeout = 300);
 
 // Eval-mode h_av (B, T, 2d) of m on x_a, x_v; caller frees.
 static float *embed(AvtModel *m, float *x_a, float *x_v, int B, int T) {

@@ -12,50 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "engine/safetensors.h"
 
-static char st_dir[64];
-
-static void st_setup(void) {
-    strcpy(st_dir, "/tmp/avt_st_XXXXXX");
-    cr_assert_not_null(mkdtemp(st_dir), "mkdtemp failed");
-}
-
-// The directory only ever holds plain files written by these tests.
-static void st_teardown(void) {
-    DIR *d = opendir(st_dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", st_dir, e->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    rmdir(st_dir);
-}
-
-TestSuite(safetensors, .init = st_setup, .fini = st_teardown);
-
-static const char *tmp_path(const char *name) {
-    static char p[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", st_dir, name);
-    return p[k];
-}
-
-static int count_files(void) {
-    DIR *d = opendir(st_dir);
-    cr_assert_not_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
+static const char *st_dir;
+static void st_setup(void) { st_dir = test_tmpdir(); }
+TestSuite(safetensors, .init = st_setup, .fini = test_tmpdir_remove);
 
 static void write_bytes(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -66,7 +28,7 @@ static void write_bytes(const char *path, const void *p, size_t n) {
 
 // A file with the given header length field, header text and data_len zero bytes of data.
 static const char *write_raw_len(const char *name, uint64_t hlen_field, const char *hdr, size_t data_len) {
-    const char *path = tmp_path(name);
+    const char *path = test_path(name);
     size_t h = strlen(hdr);
     size_t total = 8 + h + data_len;
     unsigned char *b = calloc(total, 1);
@@ -124,10 +86,10 @@ Test(safetensors, round_trip) {
     };
     const char *mk[] = {"embed_size", "n_code", "note"};
     const char *mv[] = {"240", "3", "line1\nline2 \"q\" \\ \x01"};
-    const char *path = tmp_path("rt.safetensors");
+    const char *path = test_path("rt.safetensors");
     AvtErr err = {{0}};
     cr_assert_eq(st_write(path, w, 5, mk, mv, 3, &err), 0, "%s", err.msg);
-    cr_assert_eq(count_files(), 1, "temp file left behind");
+    cr_assert_eq(test_count_files(), 1, "temp file left behind");
 
     SafeTensors st;
     cr_assert_eq(st_open(&st, path, &err), 0, "%s", err.msg);
@@ -186,7 +148,7 @@ Test(safetensors, round_trip) {
 }
 
 Test(safetensors, empty_and_zero_size) {
-    const char *path = tmp_path("e.safetensors");
+    const char *path = test_path("e.safetensors");
     AvtErr err = {{0}};
     cr_assert_eq(st_write(path, NULL, 0, NULL, NULL, 0, &err), 0, "%s", err.msg);
     SafeTensors st;
@@ -208,7 +170,7 @@ Test(safetensors, empty_and_zero_size) {
 
 // Whatever the header's natural length, it is space-padded so the data starts 8-byte aligned.
 Test(safetensors, header_padded_to_8) {
-    const char *path = tmp_path("pad.safetensors");
+    const char *path = test_path("pad.safetensors");
     char name[16] = "";
     float v = 1.0f;
     for (int k = 1; k <= 8; k++) {
@@ -247,7 +209,7 @@ Test(safetensors, foreign_layout_accepted) {
 // Bad input, one class per test
 
 Test(safetensors, missing_file) {
-    expect_fail(tmp_path("does_not_exist.safetensors"), "cannot open");
+    expect_fail(test_path("does_not_exist.safetensors"), "cannot open");
 }
 
 Test(safetensors, not_a_regular_file) {
@@ -255,7 +217,7 @@ Test(safetensors, not_a_regular_file) {
 }
 
 Test(safetensors, shorter_than_8_bytes) {
-    const char *path = tmp_path("short.safetensors");
+    const char *path = test_path("short.safetensors");
     write_bytes(path, "\x02\x00\x00", 3);
     expect_fail(path, "shorter than the 8-byte");
     write_bytes(path, "", 0);
@@ -281,7 +243,7 @@ Test(safetensors, header_not_json) {
 Test(safetensors, header_nul_byte) {
     // "{}" NUL "garbage": a C-string parser would stop at the NUL and accept it.
     const char raw[] = "\x0b\0\0\0\0\0\0\0{}\0garbage!";
-    const char *path = tmp_path("nul.safetensors");
+    const char *path = test_path("nul.safetensors");
     write_bytes(path, raw, sizeof raw - 1);
     expect_fail(path, "NUL byte");
 }
@@ -397,7 +359,7 @@ Test(safetensors, truncated_at_every_length) {
     StWrite w[] = {{"a", 2, {2, 3}, (const float[]){1, 2, 3, 4, 5, 6}}, {"b", 1, {2}, (const float[]){7, 8}}};
     const char *mk[] = {"embed_size"};
     const char *mv[] = {"240"};
-    const char *full = tmp_path("full.safetensors");
+    const char *full = test_path("full.safetensors");
     AvtErr err = {{0}};
     cr_assert_eq(st_write(full, w, 2, mk, mv, 1, &err), 0, "%s", err.msg);
     FILE *f = fopen(full, "rb");
@@ -405,7 +367,7 @@ Test(safetensors, truncated_at_every_length) {
     size_t len = fread(buf, 1, sizeof buf, f);
     fclose(f);
     cr_assert(len > 40 && len < sizeof buf);
-    const char *cut = tmp_path("cut.safetensors");
+    const char *cut = test_path("cut.safetensors");
     for (size_t n = 0; n <= len; n++) {
         write_bytes(cut, buf, n);
         SafeTensors st;
@@ -430,7 +392,7 @@ Test(safetensors, truncated_at_every_length) {
 Test(safetensors, write_rejects_bad_input) {
     float d[2] = {1, 2};
     AvtErr err = {{0}};
-    const char *path = tmp_path("w.safetensors");
+    const char *path = test_path("w.safetensors");
     StWrite dup[] = {{"a", 1, {1}, d}, {"a", 1, {1}, d}};
     cr_assert_eq(st_write(path, dup, 2, NULL, NULL, 0, &err), -1);
     cr_assert_not_null(strstr(err.msg, "duplicate tensor name 'a'"), "%s", err.msg);
@@ -446,14 +408,14 @@ Test(safetensors, write_rejects_bad_input) {
     const char *k[] = {"x", "x"}, *v[] = {"1", "2"};
     cr_assert_eq(st_write(path, NULL, 0, k, v, 2, &err), -1);
     cr_assert_not_null(strstr(err.msg, "duplicate metadata key 'x'"), "%s", err.msg);
-    cr_assert_eq(count_files(), 0, "a rejected write left a file");
+    cr_assert_eq(test_count_files(), 0, "a rejected write left a file");
 }
 
 Test(safetensors, write_to_missing_dir_fails) {
     float d[1] = {1};
     StWrite w[] = {{"a", 1, {1}, d}};
     AvtErr err = {{0}};
-    const char *path = tmp_path("no_such_dir/w.safetensors");
+    const char *path = test_path("no_such_dir/w.safetensors");
     cr_assert_eq(st_write(path, w, 1, NULL, NULL, 0, &err), -1);
     cr_assert_not_null(strstr(err.msg, path), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, "cannot create"), "%s", err.msg);
@@ -465,7 +427,7 @@ Test(safetensors, failed_write_leaves_nothing) {
     float *d = ramp(n, 1.0f);
     StWrite w[] = {{"big", 1, {(int64_t)n}, d}};
     AvtErr err = {{0}};
-    const char *path = tmp_path("big.safetensors");
+    const char *path = test_path("big.safetensors");
     // An old good file must survive a failed overwrite untouched.
     StWrite small[] = {{"s", 1, {1}, d}};
     cr_assert_eq(st_write(path, small, 1, NULL, NULL, 0, &err), 0, "%s", err.msg);
@@ -481,7 +443,7 @@ Test(safetensors, failed_write_leaves_nothing) {
     cr_assert_eq(rc, -1, "write past the size limit reported success");
     cr_assert_not_null(strstr(err.msg, path), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, "write failed"), "%s", err.msg);
-    cr_assert_eq(count_files(), 1, "temp file left behind");
+    cr_assert_eq(test_count_files(), 1, "temp file left behind");
 
     SafeTensors st;
     cr_assert_eq(st_open(&st, path, &err), 0, "%s", err.msg);

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 const char *golden_path(const char *file) {
     static char buf[4096];
@@ -24,14 +26,45 @@ const char *test_avt_bin(void) {
     return p && *p ? p : "build/avt";
 }
 
+static char tmp_dir[64];
+
 const char *test_tmpdir(void) {
-    static char dir[64];
-    strcpy(dir, "/tmp/avt-test-XXXXXX");
-    if (!mkdtemp(dir)) {
+    strcpy(tmp_dir, "/tmp/avt-test-XXXXXX");
+    if (!mkdtemp(tmp_dir)) {
         perror("mkdtemp");
         abort();
     }
-    return dir;
+    return tmp_dir;
+}
+
+void test_tmpdir_remove(void) {
+    DIR *d = opendir(tmp_dir);
+    if (!d) return;
+    char p[512];
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(p, sizeof p, "%s/%s", tmp_dir, e->d_name);
+        if (unlink(p) != 0) test_run("rm -rf '%s'", p); // a subdirectory (e.g. embed --list output)
+    }
+    closedir(d);
+    rmdir(tmp_dir);
+}
+
+const char *test_path(const char *name) {
+    static char bufs[8][512];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, sizeof bufs[0], "%s/%s", tmp_dir, name);
+    return b;
+}
+
+int test_count_files(void) {
+    DIR *d = opendir(tmp_dir);
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n;
 }
 
 int test_run(const char *fmt, ...) {

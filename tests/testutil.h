@@ -9,8 +9,14 @@ const char *golden_path(const char *file);
 // $AVT_PYTHON or /usr/bin/python3; $AVT_BIN or build/avt.
 const char *test_python(void);
 const char *test_avt_bin(void);
-// A fresh directory under /tmp (removed by the OS; tests leave nothing in the tree).
+// A fresh directory under /tmp for this test process; test_tmpdir_remove deletes it and its files.
+// Criterion runs each test in its own process, so suites call these from .init / .fini.
 const char *test_tmpdir(void);
+void test_tmpdir_remove(void);
+// "<tmpdir>/<name>" in one of 8 rotating buffers, so a test can hold several paths at once.
+const char *test_path(const char *name);
+// Plain files in the test directory (a check that nothing but the expected files was left behind).
+int test_count_files(void);
 // Run a shell command; returns its exit status (-1 if it did not exit normally).
 int test_run(const char *fmt, ...);
 

@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402  (found through the script's own directory)
-from tool_util import BadInput, Parser, one_line  # noqa: E402
+from tool_util import BadInput, Parser, one_line, run  # noqa: E402
 
 ST_MAX_DIMS = 8  # the C reader's limit (engine/safetensors.h)
 DEFAULT_HEADS = {240: 10, 384: 12}  # base and large models
@@ -102,12 +102,7 @@ def main():
     p.add_argument("output", metavar="OUT.safetensors", help="safetensors file to write")
     p.add_argument("--n-heads", type=int, metavar="H",
                    help="attention heads (default: 10 for embed_size 240, 12 for 384)")
-    args = p.parse_args()
-    try:
-        convert(args)
-    except BadInput as e:
-        sys.stderr.write(f"pt_to_safetensors: {e}\n")
-        sys.exit(1)
+    run(convert, p, "pt_to_safetensors")
 
 
 if __name__ == "__main__":

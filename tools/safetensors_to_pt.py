@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402  (found through the script's own directory)
-from tool_util import BadInput, Parser, one_line  # noqa: E402
+from tool_util import BadInput, Parser, one_line, run  # noqa: E402
 
 
 def convert(args):
@@ -53,12 +53,7 @@ def main():
     p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("input", metavar="IN.safetensors", help="safetensors file (F32 tensors only)")
     p.add_argument("output", metavar="OUT.pt", help="PyTorch state_dict to write")
-    args = p.parse_args()
-    try:
-        convert(args)
-    except BadInput as e:
-        sys.stderr.write(f"safetensors_to_pt: {e}\n")
-        sys.exit(1)
+    run(convert, p, "safetensors_to_pt")
 
 
 if __name__ == "__main__":
