@@ -136,3 +136,63 @@ fuzz:
 	  tests/fuzz/fuzz_safetensors.c engine/safetensors.c engine/common.c -lcjson -o $(BUILD)/fuzz_safetensors
 	rm -rf $(BUILD)/fuzz_corpus && cp -r tests/fuzz/corpus $(BUILD)/fuzz_corpus
 	cd $(BUILD) && ./fuzz_safetensors -max_total_time=$(or $(FUZZ_SECONDS),60) -max_len=4096 -print_final_stats=1 fuzz_corpus
+
+# ==== CUDA: emulated kernel tests and the nvcc compile check (kernels/emu, kernels/cuda, tests/emu) ============
+# Every .cu is also C++ for the emulator: g++ compiles it against kernels/emu/emu.h (-DAVT_EMU), its kernels run
+# as fibers on the CPU, and the emulated tests are linked into the one test binary that `make test` runs.
+# When nvcc is found (PATH or /usr/local/cuda/bin; override with NVCC=...), `make` and `make test` also compile the
+# .cu files natively for CUDA_ARCHS with warnings as errors (objects kept in $(BUILD)/cuda, not linked yet).
+ifeq ($(origin CXX),default)
+  CXX := g++
+endif
+EMU_CXXFLAGS ?= $(OPT) -g
+EMU_CXXFLAGS += -std=c++17 -D_GNU_SOURCE -DAVT_EMU -Wall -Wextra -Wshadow -Werror -Wno-unknown-pragmas \
+                -fstack-clash-protection -I.
+EMU_HDRS     := kernels/emu/emu.h kernels/cuda/cuda_common.cuh $(HDRS)
+CUDA_SRC     := $(wildcard tests/emu/*.cu)
+EMU_TEST_OBJ := $(BUILD)/emu/kernels/emu/emu.o $(BUILD)/emu/tests/emu/test_emu.o $(CUDA_SRC:%.cu=$(BUILD)/emu/%.o)
+
+$(BUILD)/emu/%.o: %.cpp $(EMU_HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+$(BUILD)/emu/%.o: %.cu $(EMU_HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -x c++ -c $< -o $@
+
+# $^ lists these objects after libavt.a, so the archive (engine/common.c) and the C++ runtime come again last.
+$(BUILD)/avt_tests: $(EMU_TEST_OBJ)
+$(BUILD)/avt_tests: LDLIBS += $(BUILD)/libavt.a -lstdc++
+
+# nvcc: a real probe (compile a kernel), cached in $(BUILD)/probe until nvcc changes.
+NVCC       ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
+CUDA_ARCHS ?= 80 90
+NVCCFLAGS  ?= -O3
+NVCC_ALL   := $(NVCCFLAGS) -std=c++17 $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+              --Werror all-warnings -Xptxas -Werror -Xcompiler -Wall,-Wextra,-Wshadow,-Werror -I.
+define NVCC_PROG
+__global__ void probe(float *p) { p[threadIdx.x] = 1.0f; }
+int main(void) { probe<<<1, 1>>>(nullptr); return 0; }
+endef
+NVCC_STAMP := $(BUILD)/probe/nvcc.ok
+ifeq ($(MAKECMDGOALS),clean)
+else ifneq ($(NVCC),)
+  HAVE_NVCC := $(shell test "$$(cat $(NVCC_STAMP) 2>/dev/null)" = "$(NVCC) $(CUDA_ARCHS)" -a $(NVCC_STAMP) -nt $(NVCC) \
+                 && echo yes)
+  ifneq ($(HAVE_NVCC),yes)
+    HAVE_NVCC := $(file >$(BUILD)/probe/nvcc.cu,$(NVCC_PROG))$(shell $(NVCC) $(NVCC_ALL) -c $(BUILD)/probe/nvcc.cu \
+                   -o $(BUILD)/probe/nvcc.o >/dev/null 2>&1 && echo "$(NVCC) $(CUDA_ARCHS)" >$(NVCC_STAMP) && echo yes)
+  endif
+endif
+ifeq ($(MAKECMDGOALS),clean)
+else ifeq ($(HAVE_NVCC),yes)
+  CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/cuda/%.o)
+  $(info [avt] nvcc .............. found ($(NVCC), CUDA $(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\),.*/\1/p')): .cu files compiled for $(CUDA_ARCHS:%=sm_%), warnings as errors)
+all test: $(CUDA_OBJ)
+$(BUILD)/cuda/%.o: %.cu kernels/cuda/cuda_common.cuh engine/common.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_ALL) -c $< -o $@
+else ifneq ($(NVCC),)
+  $(info [avt] nvcc .............. $(NVCC) cannot compile a kernel for $(CUDA_ARCHS:%=sm_%) (try it on $(BUILD)/probe/nvcc.cu): .cu files not compiled natively)
+else
+  $(info [avt] nvcc .............. not found (PATH, /usr/local/cuda/bin): .cu files not compiled natively (the emulated tests still run))
+endif
