@@ -148,9 +148,10 @@ endif
 EMU_CXXFLAGS ?= $(OPT) -g
 EMU_CXXFLAGS += -std=c++17 -D_GNU_SOURCE -DAVT_EMU -Wall -Wextra -Wshadow -Werror -Wno-unknown-pragmas \
                 -fstack-clash-protection -I.
-EMU_HDRS     := kernels/emu/emu.h kernels/cuda/cuda_common.cuh $(HDRS)
-CUDA_SRC     := $(wildcard tests/emu/*.cu)
-EMU_TEST_OBJ := $(BUILD)/emu/kernels/emu/emu.o $(BUILD)/emu/tests/emu/test_emu.o $(CUDA_SRC:%.cu=$(BUILD)/emu/%.o)
+EMU_HDRS     := kernels/emu/emu.h $(wildcard kernels/cuda/*.cuh tests/emu/*.h) $(HDRS)
+CUDA_SRC     := $(wildcard kernels/cuda/*.cu tests/emu/*.cu)
+EMU_TEST_SRC := $(wildcard tests/emu/*.cpp)
+EMU_TEST_OBJ := $(BUILD)/emu/kernels/emu/emu.o $(EMU_TEST_SRC:%.cpp=$(BUILD)/emu/%.o) $(CUDA_SRC:%.cu=$(BUILD)/emu/%.o)
 
 $(BUILD)/emu/%.o: %.cpp $(EMU_HDRS)
 	@mkdir -p $(dir $@)
@@ -188,7 +189,7 @@ else ifeq ($(HAVE_NVCC),yes)
   CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/cuda/%.o)
   $(info [avt] nvcc .............. found ($(NVCC), CUDA $(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\),.*/\1/p')): .cu files compiled for $(CUDA_ARCHS:%=sm_%), warnings as errors)
 all test: $(CUDA_OBJ)
-$(BUILD)/cuda/%.o: %.cu kernels/cuda/cuda_common.cuh engine/common.h
+$(BUILD)/cuda/%.o: %.cu $(wildcard kernels/cuda/*.cuh) kernels/philox.h engine/common.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_ALL) -c $< -o $@
 else ifneq ($(NVCC),)
