@@ -81,12 +81,15 @@ TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard benchmarks/*.c)
-HDRS     := $(wildcard engine/*.h kernels/*.h kernels/cpu/*.h models/*.h data/*.h tools/*.h tests/*.h)
+HDRS     := $(wildcard engine/*.h kernels/*.h kernels/cpu/*.h models/*.h data/*.h tools/*.h)
 
 .PHONY: all test golden bench demo fuzz clean
 all: $(BUILD)/avt
 
 $(BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/tests/%.o: tests/%.c $(HDRS) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
