@@ -149,8 +149,9 @@ ifeq ($(origin CXX),default)
   CXX := g++
 endif
 EMU_CXXFLAGS ?= $(OPT) -g
+# -ffp-contract=off: no FMA contraction, like the C build of the CPU twins (g++'s C++ default would fuse a*b+c).
 EMU_CXXFLAGS += -std=c++17 -D_GNU_SOURCE -DAVT_EMU -Wall -Wextra -Wshadow -Werror -Wno-unknown-pragmas \
-                -fstack-clash-protection -I.
+                -ffp-contract=off -fstack-clash-protection -I.
 EMU_HDRS     := kernels/emu/emu.h $(wildcard kernels/cuda/*.cuh tests/emu/*.h) $(HDRS)
 CUDA_SRC     := $(wildcard kernels/cuda/*.cu tests/emu/*.cu)
 EMU_TEST_SRC := $(wildcard tests/emu/*.cpp)

@@ -1,0 +1,143 @@
+// Pointwise kernels, the twins of kernels/cpu/elementwise.c. Every kernel walks its tensor with a grid-stride loop
+// in size_t, so one launch configuration covers any n (the grid is capped: past a few waves more blocks only add
+// scheduling cost). Results are bit-identical to the CPU: products that feed an addition are rounded on their own
+// (__fmul_rn, __fadd_rn): no FMA contraction, as in the CPU build (ISO C, -ffp-contract=off).
+#include "kernels/cuda/kernels.cuh"
+
+#define EW_BLOCK 256
+#define EW_MAX_GRID 4096u
+
+// Blocks for n items, capped (the kernels stride over the rest).
+static inline unsigned ew_grid(size_t n) {
+    const unsigned g = avt_blocks(n, EW_BLOCK);
+    return g < EW_MAX_GRID ? g : EW_MAX_GRID;
+}
+
+// First item and stride of this thread in a grid-stride loop.
+#define GRID_START ((size_t)blockIdx.x * blockDim.x + threadIdx.x)
+#define GRID_STRIDE ((size_t)gridDim.x * blockDim.x)
+
+// ---- relu ----
+// out, inp (n); may alias (each item is read before its own write)
+static __global__ void relu_forward_kernel(float *out, const float *inp, size_t n) {
+    for (size_t i = GRID_START; i < n; i += GRID_STRIDE) {
+        const float x = inp[i];
+        out[i] = x > 0.0f ? x : 0.0f;
+    }
+}
+
+// dinp, dout, out (n); out is the forward output
+static __global__ void relu_backward_kernel(float *dinp, const float *dout, const float *out, size_t n) {
+    for (size_t i = GRID_START; i < n; i += GRID_STRIDE) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+// ---- add ----
+// out, a, b (n); out may alias a or b
+static __global__ void add_forward_kernel(float *out, const float *a, const float *b, size_t n) {
+    for (size_t i = GRID_START; i < n; i += GRID_STRIDE) out[i] = a[i] + b[i];
+}
+
+// ---- concat along the channel axis ----
+// out (N, C1 + C2); a (N, C1); b (N, C2). One thread per output item: the writes are coalesced.
+static __global__ void concat_forward_kernel(float *out, const float *a, const float *b, size_t N, int C1, int C2) {
+    const size_t C = (size_t)C1 + (size_t)C2, n = N * C;
+    for (size_t i = GRID_START; i < n; i += GRID_STRIDE) {
+        const size_t r = i / C, c = i % C;
+        out[i] = c < (size_t)C1 ? a[r * C1 + c] : b[r * C2 + (c - C1)];
+    }
+}
+
+// da (N, C1) or nullptr, db (N, C2) or nullptr; dout (N, C1 + C2). Each gradient item has exactly one source item,
+// so the accumulation needs no atomics.
+static __global__ void concat_backward_kernel(float *da, float *db, const float *dout, size_t N, int C1, int C2) {
+    const size_t C = (size_t)C1 + (size_t)C2, n = N * C;
+    for (size_t i = GRID_START; i < n; i += GRID_STRIDE) {
+        const size_t r = i / C, c = i % C;
+        if (c < (size_t)C1) {
+            if (da) da[r * C1 + c] += dout[i];
+        } else if (db) {
+            db[r * C2 + (c - C1)] += dout[i];
+        }
+    }
+}
+
+// ---- dropout ----
+// One thread per Philox block of 4 items (items 4j .. 4j + 3 use the four words of counter j), so each draw is
+// computed once; the keep test and the scale are those of dropout_scale in philox.h, bit for bit.
+// y, x (n); forward: y = x * m (y may alias x); backward (accumulate): y += x * m.
+template <bool kAccumulate>
+static __global__ void dropout_kernel(float *y, const float *x, DropoutKey drop, size_t n) {
+    const size_t nblk = (n + 3) / 4;
+    const float keep = 1.0f / (1.0f - drop.p);
+    for (size_t j = GRID_START; j < nblk; j += GRID_STRIDE) {
+        const uint64_t blk = (uint64_t)j;
+        const Philox4 c = {{(uint32_t)blk, (uint32_t)(blk >> 32), drop.site, drop.step}};
+        const Philox4 r = philox4x32_10(c, (uint32_t)drop.seed, (uint32_t)(drop.seed >> 32));
+#pragma unroll
+        for (int w = 0; w < 4; w++) {
+            const size_t i = 4 * j + (size_t)w;
+            if (i >= n) break;
+            const float u = (float)(r.v[w] >> 8) * (1.0f / 16777216.0f);
+            const float m = u >= drop.p ? keep : 0.0f;
+            if (kAccumulate)
+                y[i] = __fadd_rn(y[i], __fmul_rn(x[i], m));
+            else
+                y[i] = __fmul_rn(x[i], m);
+        }
+    }
+}
+
+// p == 0 backward: y += x
+static __global__ void accumulate_kernel(float *y, const float *x, size_t n) {
+    for (size_t i = GRID_START; i < n; i += GRID_STRIDE) y[i] += x[i];
+}
+
+extern "C" {
+
+void relu_forward_cuda(float *out, const float *inp, size_t n, cudaStream_t stream) {
+    if (n == 0) return;
+    LAUNCH(relu_forward_kernel, ew_grid(n), EW_BLOCK, 0, stream, out, inp, n);
+}
+
+void relu_backward_cuda(float *dinp, const float *dout, const float *out, size_t n, cudaStream_t stream) {
+    if (n == 0) return;
+    LAUNCH(relu_backward_kernel, ew_grid(n), EW_BLOCK, 0, stream, dinp, dout, out, n);
+}
+
+void add_forward_cuda(float *out, const float *a, const float *b, size_t n, cudaStream_t stream) {
+    if (n == 0) return;
+    LAUNCH(add_forward_kernel, ew_grid(n), EW_BLOCK, 0, stream, out, a, b, n);
+}
+
+void concat_forward_cuda(float *out, const float *a, const float *b, size_t N, int C1, int C2, cudaStream_t stream) {
+    const size_t n = N * ((size_t)C1 + (size_t)C2);
+    if (n == 0) return;
+    LAUNCH(concat_forward_kernel, ew_grid(n), EW_BLOCK, 0, stream, out, a, b, N, C1, C2);
+}
+
+void concat_backward_cuda(float *da, float *db, const float *dout, size_t N, int C1, int C2, cudaStream_t stream) {
+    const size_t n = N * ((size_t)C1 + (size_t)C2);
+    if (n == 0 || (!da && !db)) return;
+    LAUNCH(concat_backward_kernel, ew_grid(n), EW_BLOCK, 0, stream, da, db, dout, N, C1, C2);
+}
+
+void dropout_forward_cuda(float *out, const float *inp, DropoutKey drop, size_t n, cudaStream_t stream) {
+    if (n == 0) return;
+    if (drop.p <= 0.0f) {  // identity, nothing drawn
+        if (out != inp)
+            cuda_check(cudaMemcpyAsync(out, inp, n * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+        return;
+    }
+    LAUNCH(dropout_kernel<false>, ew_grid((n + 3) / 4), EW_BLOCK, 0, stream, out, inp, drop, n);
+}
+
+void dropout_backward_cuda(float *dinp, const float *dout, DropoutKey drop, size_t n, cudaStream_t stream) {
+    if (n == 0) return;
+    if (drop.p <= 0.0f) {
+        LAUNCH(accumulate_kernel, ew_grid(n), EW_BLOCK, 0, stream, dinp, dout, n);
+        return;
+    }
+    LAUNCH(dropout_kernel<true>, ew_grid((n + 3) / 4), EW_BLOCK, 0, stream, dinp, dout, drop, n);
+}
+
+}  // extern "C"
