@@ -50,4 +50,13 @@ static inline void avt_cuda_check_at(cudaError_t e, const char *expr, const char
 // Blocks of `block` threads that cover n items.
 static inline unsigned avt_blocks(size_t n, unsigned block) { return (unsigned)((n + block - 1) / block); }
 
+// Grid-stride loops: blocks for n items, capped at max_grid (past a few waves more blocks only add scheduling
+// cost; the threads stride over the rest), and each thread's first item and stride.
+static inline unsigned avt_grid(size_t n, unsigned block, unsigned max_grid) {
+    const unsigned g = avt_blocks(n, block);
+    return g < max_grid ? g : max_grid;
+}
+#define GRID_START ((size_t)blockIdx.x * blockDim.x + threadIdx.x)
+#define GRID_STRIDE ((size_t)gridDim.x * blockDim.x)
+
 #endif

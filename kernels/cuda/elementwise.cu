@@ -7,15 +7,7 @@
 #define EW_BLOCK 256
 #define EW_MAX_GRID 4096u
 
-// Blocks for n items, capped (the kernels stride over the rest).
-static inline unsigned ew_grid(size_t n) {
-    const unsigned g = avt_blocks(n, EW_BLOCK);
-    return g < EW_MAX_GRID ? g : EW_MAX_GRID;
-}
-
-// First item and stride of this thread in a grid-stride loop.
-#define GRID_START ((size_t)blockIdx.x * blockDim.x + threadIdx.x)
-#define GRID_STRIDE ((size_t)gridDim.x * blockDim.x)
+static inline unsigned ew_grid(size_t n) { return avt_grid(n, EW_BLOCK, EW_MAX_GRID); }
 
 // ---- relu ----
 // out, inp (n); may alias (each item is read before its own write)

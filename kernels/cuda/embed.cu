@@ -8,13 +8,7 @@
 #define EMBED_BLOCK 256
 #define EMBED_MAX_GRID 4096u
 
-static inline unsigned embed_grid(size_t n) {
-    const unsigned g = avt_blocks(n, EMBED_BLOCK);
-    return g < EMBED_MAX_GRID ? g : EMBED_MAX_GRID;
-}
-
-#define GRID_START ((size_t)blockIdx.x * blockDim.x + threadIdx.x)
-#define GRID_STRIDE ((size_t)gridDim.x * blockDim.x)
+static inline unsigned embed_grid(size_t n) { return avt_grid(n, EMBED_BLOCK, EMBED_MAX_GRID); }
 
 // pe (Tmax + 1, C): row p is position p; row 0 (padding) and, for odd C, the last column are zero.
 // Item (p, c) with c < half is sin(p * w_c), with half <= c < 2 half cos(p * w_{c - half}); w_k = exp(k * step),

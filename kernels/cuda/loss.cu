@@ -10,19 +10,17 @@
 #define L1_BLOCK 256  // a power of two: the tree reductions below halve it
 #define L1_MAX_GRID 512u
 
-#define GRID_START ((size_t)blockIdx.x * blockDim.x + threadIdx.x)
-#define GRID_STRIDE ((size_t)gridDim.x * blockDim.x)
-
 // Stage-1 blocks: enough to cover the larger of the items and the rows, capped.
 static inline unsigned l1_grid(size_t N, int C) {
     const size_t items = N * (size_t)(C > 0 ? C : 0), n = items > N ? items : N;
-    const unsigned g = avt_blocks(n, L1_BLOCK);
-    return g == 0 ? 1 : (g < L1_MAX_GRID ? g : L1_MAX_GRID);
+    const unsigned g = avt_grid(n, L1_BLOCK, L1_MAX_GRID);
+    return g == 0 ? 1 : g;
 }
 
-// Tree sums over a block of L1_BLOCK threads; every thread must call them (they hold __syncthreads).
-static __device__ double block_sum_double(double v) {
-    __shared__ double buf[L1_BLOCK];
+// Tree sum over a block of L1_BLOCK threads in a fixed order; every thread must call it (it holds
+// __syncthreads). One instantiation per type, each with its own shared buffer.
+template <typename V> static __device__ V block_sum(V v) {
+    __shared__ V buf[L1_BLOCK];
     const unsigned t = threadIdx.x;
     buf[t] = v;
     __syncthreads();
@@ -30,22 +28,8 @@ static __device__ double block_sum_double(double v) {
         if (t < h) buf[t] += buf[t + h];
         __syncthreads();
     }
-    const double s = buf[0];
+    const V s = buf[0];
     __syncthreads();  // buf is reused by the next call
-    return s;
-}
-
-static __device__ unsigned long long block_sum_u64(unsigned long long v) {
-    __shared__ unsigned long long buf[L1_BLOCK];
-    const unsigned t = threadIdx.x;
-    buf[t] = v;
-    __syncthreads();
-    for (unsigned h = L1_BLOCK / 2; h > 0; h /= 2) {
-        if (t < h) buf[t] += buf[t + h];
-        __syncthreads();
-    }
-    const unsigned long long s = buf[0];
-    __syncthreads();
     return s;
 }
 
@@ -57,7 +41,7 @@ static __global__ void l1_partials_kernel(float *ws, const float *pred, const fl
     const unsigned G = gridDim.x;
     unsigned long long cnt = 0;
     for (size_t r = GRID_START; r < N; r += GRID_STRIDE) cnt += !mask || mask[r] != 0.0f;
-    cnt = block_sum_u64(cnt);
+    cnt = block_sum<unsigned long long>(cnt);
     double sum = 0.0;
     if (with_sum) {
         const size_t n = C > 0 ? N * (size_t)C : 0;
@@ -65,7 +49,7 @@ static __global__ void l1_partials_kernel(float *ws, const float *pred, const fl
             if (mask && mask[i / (size_t)C] == 0.0f) continue;
             sum += fabs((double)pred[i] - (double)target[i]);
         }
-        sum = block_sum_double(sum);
+        sum = block_sum<double>(sum);
     }
     if (threadIdx.x == 0) {
         ws[blockIdx.x] = (float)sum;
@@ -83,8 +67,8 @@ static __global__ void l1_final_kernel(float *out, const float *ws, unsigned G, 
         sum += (double)ws[b];
         cnt += __float_as_uint(ws[G + b]);
     }
-    sum = block_sum_double(sum);
-    cnt = block_sum_u64(cnt);
+    sum = block_sum<double>(sum);
+    cnt = block_sum<unsigned long long>(cnt);
     if (threadIdx.x == 0) {
         if (dloss)
             *out = cnt ? (float)((double)*dloss / ((double)cnt * C)) : 0.0f;
