@@ -39,6 +39,15 @@ void l1_masked_forward_cuda(float *loss, float *ws, const float *pred, const flo
 void l1_masked_backward_cuda(float *dpred, const float *dloss, float *ws, const float *pred, const float *target,
                              const float *mask, size_t N, int C, cudaStream_t stream);
 
+// ---- attention.cu: thread per query row, K/V tiles in shared memory, online softmax; backward: dS into ws by
+// rows (with dq), then dk/dv by key columns (deterministic, no atomics) ----
+void attention_forward_cuda(float *out, float *att, const float *q, const float *k, const float *v, DropoutKey drop,
+                            int causal, int B, int Tq, int Tk, int NH, int HS, cudaStream_t stream);
+size_t attention_backward_ws_floats_cuda(int B, int Tq, int Tk, int NH);
+void attention_backward_cuda(float *dq, float *dk, float *dv, float *ws, const float *dout, const float *q,
+                             const float *k, const float *v, const float *att, DropoutKey drop, int B, int Tq, int Tk,
+                             int NH, int HS, cudaStream_t stream);
+
 }
 
 #endif

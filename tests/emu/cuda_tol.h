@@ -13,7 +13,7 @@ static const CudaTol CUDA_TOL[] = {
     {"relu", 0.0, 0.0},                 {"add", 0.0, 0.0},
     {"concat", 0.0, 0.0},               {"dropout", 0.0, 0.0},
     {"sinusoid_table", 1e-6, 1e-6},     {"embed", 1e-6, 1e-6},
-    {"l1_masked", 1e-7, 1e-6},
+    {"l1_masked", 1e-7, 1e-6},          {"attention", 1e-6, 1e-5},
 };
 
 static inline const CudaTol *cuda_tol(const char *op) {
