@@ -9,15 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <vector>
-
-#include "kernels/cuda/kernels.cuh"
-#include "tests/emu/cuda_tol.h"
-extern "C" {
-#include "kernels/cpu/kernels.h"
-}
-
-typedef std::vector<float> Vec;
+#include "tests/emu/cuda_test.h"
 
 // Uniform in [-1, 1) from a fixed LCG; a few exact zeros and repeated values so that relu's and L1's ties occur.
 static Vec rnd(size_t n, uint32_t seed) {
@@ -29,26 +21,6 @@ static Vec rnd(size_t n, uint32_t seed) {
     }
     return v;
 }
-
-// A device copy of a host vector (or n uninitialised floats), freed with the object.
-struct Dev {
-    float *p = nullptr;
-    size_t n = 0;
-    explicit Dev(const Vec &h) : n(h.size()) {
-        cuda_check(cudaMalloc(&p, (n ? n : 1) * sizeof(float)));
-        if (n) cuda_check(cudaMemcpy(p, h.data(), n * sizeof(float), cudaMemcpyHostToDevice));
-    }
-    explicit Dev(size_t count) : n(count) { cuda_check(cudaMalloc(&p, (n ? n : 1) * sizeof(float))); }
-    Dev(const Dev &) = delete;
-    Dev &operator=(const Dev &) = delete;
-    ~Dev() { cudaFree(p); }
-    Vec get() const {
-        Vec h(n);
-        cuda_check(cudaDeviceSynchronize());
-        if (n) cuda_check(cudaMemcpy(h.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost));
-        return h;
-    }
-};
 
 // max |got - ref| <= atol + rtol * max |ref| for the op's CUDA_TOL row; NaN only where the CPU has NaN.
 static void check(const char *op, const char *what, const Vec &got, const Vec &ref) {
