@@ -2,7 +2,10 @@
 #ifndef AVT_CUDA_TEST_H
 #define AVT_CUDA_TEST_H
 
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <initializer_list>
@@ -45,6 +48,29 @@ struct Dev {
         return h;
     }
 };
+
+// Asserts max |got - ref| <= atol + rtol * max |ref| under the op's CUDA_TOL row, with NaN only where the CPU has
+// NaN; `what` names the case in messages. AVT_CUDA_TOL_REPORT=1 prints every measured error. Returns the error.
+static inline double expect_close(const Vec &got, const Vec &ref, const char *op, const char *what) {
+    const CudaTol *tol = cuda_tol(op);
+    cr_assert(tol, "no CUDA_TOL row for %s", op);
+    cr_assert_eq(got.size(), ref.size(), "%s (%s): %zu values, CPU %zu", op, what, got.size(), ref.size());
+    double err = 0.0, mag = 0.0;
+    size_t worst = 0;
+    for (size_t i = 0; i < ref.size(); i++) {
+        cr_assert_eq(isnan(got[i]), isnan(ref[i]), "%s (%s): item %zu is %g, CPU %g", op, what, i, got[i], ref[i]);
+        if (isnan(ref[i])) continue;
+        const double e = fabs((double)got[i] - (double)ref[i]);
+        if (e > err) err = e, worst = i;
+        if (fabs((double)ref[i]) > mag) mag = fabs((double)ref[i]);
+    }
+    const double bound = tol->atol + tol->rtol * mag;
+    if (getenv("AVT_CUDA_TOL_REPORT"))
+        fprintf(stderr, "[cuda_tol] %-18s %-52s max err %.3g (bound %.3g, max|cpu| %.3g)\n", op, what, err, bound, mag);
+    cr_expect_leq(err, bound, "%s (%s): max |cuda - cpu| %.3g at item %zu (cuda %.9g, cpu %.9g) > bound %.3g", op,
+                  what, err, worst, got.empty() ? 0.0 : got[worst], ref.empty() ? 0.0 : ref[worst], bound);
+    return err;
+}
 
 // The contents of several device buffers, one after the other.
 static inline Vec concat_outputs(std::initializer_list<const Dev *> bufs) {

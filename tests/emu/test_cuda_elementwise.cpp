@@ -22,24 +22,8 @@ static Vec rnd(size_t n, uint32_t seed) {
     return v;
 }
 
-// max |got - ref| <= atol + rtol * max |ref| for the op's CUDA_TOL row; NaN only where the CPU has NaN.
 static void check(const char *op, const char *what, const Vec &got, const Vec &ref) {
-    const CudaTol *tol = cuda_tol(op);
-    cr_assert(tol, "no CUDA_TOL row for %s", op);
-    cr_assert_eq(got.size(), ref.size());
-    double err = 0.0, mag = 0.0;
-    size_t worst = 0;
-    for (size_t i = 0; i < ref.size(); i++) {
-        cr_assert_eq(isnan(got[i]), isnan(ref[i]), "%s (%s): item %zu is %g, CPU %g", op, what, i, got[i], ref[i]);
-        if (isnan(ref[i])) continue;
-        const double e = fabs((double)got[i] - (double)ref[i]);
-        if (e > err) err = e, worst = i;
-        if (fabs((double)ref[i]) > mag) mag = fabs((double)ref[i]);
-    }
-    const double bound = tol->atol + tol->rtol * mag;
-    if (getenv("AVT_CUDA_TOL_REPORT")) fprintf(stderr, "[cuda_tol] %-15s %-40s max err %.3g (bound %.3g)\n", op, what, err, bound);
-    cr_assert_leq(err, bound, "%s (%s): max |cuda - cpu| %.3g at item %zu (cuda %.9g, cpu %.9g) > bound %.3g", op,
-                  what, err, worst, got.empty() ? 0.0 : got[worst], ref.empty() ? 0.0 : ref[worst], bound);
+    expect_close(got, ref, op, what);
 }
 
 // Bitwise equality (the exact ops: a NaN or a signed zero must match too).
