@@ -140,22 +140,31 @@ fuzz:
 	rm -rf $(BUILD)/fuzz_corpus && cp -r tests/fuzz/corpus $(BUILD)/fuzz_corpus
 	cd $(BUILD) && ./fuzz_safetensors -max_total_time=$(or $(FUZZ_SECONDS),60) -max_len=4096 -print_final_stats=1 fuzz_corpus
 
-# ==== CUDA: emulated kernel tests and the nvcc compile check (kernels/emu, kernels/cuda, tests/emu) ============
-# Every .cu is also C++ for the emulator: g++ compiles it against kernels/emu/emu.h (-DAVT_EMU), its kernels run
-# as fibers on the CPU, and the emulated tests are linked into the one test binary that `make test` runs.
-# When nvcc is found (PATH or /usr/local/cuda/bin; override with NVCC=...), `make` and `make test` also compile the
-# .cu files natively for CUDA_ARCHS with warnings as errors (objects kept in $(BUILD)/cuda, not linked yet).
+# ==== CUDA: the cuda backend, natively (nvcc) or on the CPU emulator (kernels/emu) ==============================
+# Three build modes (README "Build modes"):
+#   CPU   no nvcc: avt has the cpu backend only; the emulated CUDA tests still run in `make test`.
+#   CUDA  nvcc found (PATH or /usr/local/cuda/bin; NVCC=... overrides): every .cu is compiled for CUDA_ARCHS with
+#         warnings as errors, and avt links the native cuda backend with cuBLASLt, cuDNN and NCCL (--device cuda
+#         needs a GPU at run time). `make test-gpu` builds and runs the CUDA tests natively.
+#   EMU   `make EMU=1`: avt links the cuda backend compiled by g++ against the emulator, so --device cuda runs
+#         everywhere (slowly).
+# Every .cu is also C++ for the emulator: g++ compiles it against kernels/emu/emu.h (-DAVT_EMU), its kernels run as
+# fibers on the CPU, and the emulated tests are linked into the one test binary that `make test` runs.
 ifeq ($(origin CXX),default)
   CXX := g++
 endif
+comma := ,
 EMU_CXXFLAGS ?= $(OPT) -g
 # -ffp-contract=off: no FMA contraction, like the C build of the CPU twins (g++'s C++ default would fuse a*b+c).
 EMU_CXXFLAGS += -std=c++17 -D_GNU_SOURCE -DAVT_EMU -Wall -Wextra -Wshadow -Werror -Wno-unknown-pragmas \
                 -ffp-contract=off -fstack-clash-protection -I.
-EMU_HDRS     := kernels/emu/emu.h $(wildcard kernels/cuda/*.cuh tests/emu/*.h) $(HDRS)
-CUDA_SRC     := $(wildcard kernels/cuda/*.cu tests/emu/*.cu)
-EMU_TEST_SRC := $(wildcard tests/emu/*.cpp)
-EMU_TEST_OBJ := $(BUILD)/emu/kernels/emu/emu.o $(EMU_TEST_SRC:%.cpp=$(BUILD)/emu/%.o) $(CUDA_SRC:%.cu=$(BUILD)/emu/%.o)
+EMU_HDRS      := $(wildcard kernels/emu/*.h kernels/cuda/*.cuh tests/emu/*.h) $(HDRS)
+CUDA_SRC      := $(wildcard kernels/cuda/*.cu engine/*.cu)   # the backend and its kernels
+EMU_SELF_SRC  := $(wildcard tests/emu/*.cu) tests/emu/test_emu.cpp   # the emulator's own tests
+CUDA_TEST_SRC := $(filter-out $(EMU_SELF_SRC),$(wildcard tests/emu/*.cpp)) # CUDA vs CPU: emulated and native
+EMU_RT_SRC    := $(wildcard kernels/emu/*.cpp)
+EMU_CUDA_OBJ  := $(EMU_RT_SRC:%.cpp=$(BUILD)/emu/%.o) $(CUDA_SRC:%.cu=$(BUILD)/emu/%.o)
+EMU_TEST_OBJ  := $(EMU_CUDA_OBJ) $(patsubst %,$(BUILD)/emu/%.o,$(basename $(EMU_SELF_SRC) $(CUDA_TEST_SRC)))
 
 $(BUILD)/emu/%.o: %.cpp $(EMU_HDRS)
 	@mkdir -p $(dir $@)
@@ -164,40 +173,81 @@ $(BUILD)/emu/%.o: %.cu $(EMU_HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -x c++ -c $< -o $@
 
-# $^ lists these objects after libavt.a, so the archive (engine/common.c) and the C++ runtime come again last.
+# $^ lists these objects after libavt.a, so the archive (engine/common.c, engine/backend.c) and the C++ runtime
+# come again last.
 $(BUILD)/avt_tests: $(EMU_TEST_OBJ)
 $(BUILD)/avt_tests: LDLIBS += $(BUILD)/libavt.a -lstdc++
 
-# nvcc: a real probe (compile a kernel), cached in $(BUILD)/probe until nvcc changes.
+# nvcc: a real probe (compile a kernel, link cudart, cuBLASLt, cuDNN and NCCL), cached in $(BUILD)/probe until nvcc
+# changes.
 NVCC       ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
 CUDA_ARCHS ?= 80 90
 NVCCFLAGS  ?= -O3
 NVCC_ALL   := $(NVCCFLAGS) -std=c++17 $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
               --Werror all-warnings -Xptxas -Werror -Xcompiler -Wall,-Wextra,-Wshadow,-Werror -I.
+CUDA_LIBDIR ?= $(patsubst %/bin/nvcc,%,$(NVCC))/lib64
+CUDA_LIBS  := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -lcublasLt -lcudnn -lnccl -lstdc++
+NVCC_LIBS  := $(subst -Wl$(comma),-Xlinker ,$(filter-out -lstdc++,$(CUDA_LIBS)))
 define NVCC_PROG
+#include <cublasLt.h>
+#include <cudnn.h>
+#include <nccl.h>
 __global__ void probe(float *p) { p[threadIdx.x] = 1.0f; }
-int main(void) { probe<<<1, 1>>>(nullptr); return 0; }
+int main(void) {
+    int v = 0;
+    probe<<<1, 1>>>(nullptr);
+    return (int)cublasLtGetVersion() + (int)cudnnGetVersion() + (int)ncclGetVersion(&v);
+}
 endef
-NVCC_STAMP := $(BUILD)/probe/nvcc.ok
+NVCC_STAMP := $(BUILD)/probe/nvcc-libs.ok
 ifeq ($(MAKECMDGOALS),clean)
 else ifneq ($(NVCC),)
   HAVE_NVCC := $(shell test "$$(cat $(NVCC_STAMP) 2>/dev/null)" = "$(NVCC) $(CUDA_ARCHS)" -a $(NVCC_STAMP) -nt $(NVCC) \
                  && echo yes)
   ifneq ($(HAVE_NVCC),yes)
-    HAVE_NVCC := $(file >$(BUILD)/probe/nvcc.cu,$(NVCC_PROG))$(shell $(NVCC) $(NVCC_ALL) -c $(BUILD)/probe/nvcc.cu \
-                   -o $(BUILD)/probe/nvcc.o >/dev/null 2>&1 && echo "$(NVCC) $(CUDA_ARCHS)" >$(NVCC_STAMP) && echo yes)
+    HAVE_NVCC := $(file >$(BUILD)/probe/nvcc.cu,$(NVCC_PROG))$(shell $(NVCC) $(NVCC_ALL) $(BUILD)/probe/nvcc.cu \
+                   -o $(BUILD)/probe/nvcc $(NVCC_LIBS) >/dev/null 2>&1 && echo "$(NVCC) $(CUDA_ARCHS)" >$(NVCC_STAMP) && echo yes)
   endif
 endif
 ifeq ($(MAKECMDGOALS),clean)
 else ifeq ($(HAVE_NVCC),yes)
-  CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/cuda/%.o)
+  CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/cuda/%.o) $(patsubst %.cu,$(BUILD)/cuda/%.o,$(filter %.cu,$(EMU_SELF_SRC)))
   $(info [avt] nvcc .............. found ($(NVCC), CUDA $(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\),.*/\1/p')): .cu files compiled for $(CUDA_ARCHS:%=sm_%), warnings as errors)
+  $(info [avt] CUDA libraries .... cudart, cuBLASLt, cuDNN, NCCL link ($(CUDA_LIBDIR)))
 all test: $(CUDA_OBJ)
-$(BUILD)/cuda/%.o: %.cu $(wildcard kernels/cuda/*.cuh) kernels/philox.h engine/common.h
+$(BUILD)/cuda/%.o: %.cu $(wildcard kernels/cuda/*.cuh) kernels/philox.h kernels/optim.h engine/common.h engine/backend.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_ALL) -c $< -o $@
+# The CUDA-vs-CPU tests, natively: host C++ against the real runtime (built by `make test` too, to prove it links).
+$(BUILD)/cuda/%.o: %.cpp $(EMU_HDRS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_ALL) -c $< -o $@
+$(BUILD)/avt_tests_gpu: $(CUDA_TEST_SRC:%.cpp=$(BUILD)/cuda/%.o) $(CUDA_SRC:%.cu=$(BUILD)/cuda/%.o) $(BUILD)/tests/testutil.o \
+                         $(BUILD)/libavt.a
+	$(CXX) -fopenmp $^ -o $@ $(LDFLAGS) -lcriterion $(BUILD)/libavt.a $(LDLIBS) $(CUDA_LIBS)
+test: $(BUILD)/avt_tests_gpu
+test-gpu: $(BUILD)/avt_tests_gpu
+	OMP_NUM_THREADS=$(or $(THREADS),4) $(BUILD)/avt_tests_gpu -j1 --verbose=0
 else ifneq ($(NVCC),)
-  $(info [avt] nvcc .............. $(NVCC) cannot compile a kernel for $(CUDA_ARCHS:%=sm_%) (try it on $(BUILD)/probe/nvcc.cu): .cu files not compiled natively)
+  $(info [avt] nvcc .............. $(NVCC) cannot build and link a kernel with cudart, cuBLASLt, cuDNN and NCCL for $(CUDA_ARCHS:%=sm_%) (try it on $(BUILD)/probe/nvcc.cu): no native CUDA backend)
 else
-  $(info [avt] nvcc .............. not found (PATH, /usr/local/cuda/bin): .cu files not compiled natively (the emulated tests still run))
+  $(info [avt] nvcc .............. not found (PATH, /usr/local/cuda/bin): no native CUDA backend (the emulated tests still run))
 endif
+ifneq ($(HAVE_NVCC),yes)
+test-gpu:
+	@echo "[avt] make test-gpu needs nvcc and the CUDA libraries (see above)"; exit 1
+endif
+
+# The cuda backend avt links: emulated with EMU=1, else native when nvcc works.
+ifeq ($(EMU),1)
+  AVT_CUDA_OBJ  := $(EMU_CUDA_OBJ)
+  AVT_CUDA_LIBS := -lstdc++
+  $(info [avt] EMU=1 ............. avt's --device cuda runs the CUDA kernels on the CPU emulator)
+else ifeq ($(HAVE_NVCC),yes)
+  AVT_CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/cuda/%.o)
+  AVT_CUDA_LIBS := $(CUDA_LIBS)
+endif
+$(BUILD)/avt $(BUILD)/bench_train: $(AVT_CUDA_OBJ)
+$(BUILD)/avt $(BUILD)/bench_train: LDLIBS += $(if $(AVT_CUDA_OBJ),$(BUILD)/libavt.a $(AVT_CUDA_LIBS))
+.PHONY: test-gpu
+include benchmarks/kernels/kernels.mk

@@ -1,5 +1,6 @@
 // One pretraining step (forward of the masked-reconstruction objective + backward, dropout on, no optimizer)
-// of the avt CPU engine, timed over --steps steps after one warm-up step. Prints `avt_step_ms MEDIAN MEAN`.
+// of the avt engine on --device cpu|cuda, timed over --steps steps after one warm-up step. Prints
+// `avt_step_ms MEDIAN MEAN`.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,21 +15,26 @@ static int cmp_double(const void *a, const void *b) {
 int main(int argc, char **argv) {
     AvtConfig cfg = AVT_BASE;
     int B = 64, T = 100, steps = 10, threads = 0, profile = 0;
+    const char *device = "cpu";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_help(a)) {
-            printf("usage: bench_train [--config NAME] [--batch B] [--seq T] [--steps N] [--threads K] [--profile]\n");
+            printf("usage: bench_train [--config NAME] [--batch B] [--seq T] [--steps N] [--threads K] [--profile]\n"
+                   "                   [--device cpu|cuda]\n");
             return 0;
         } else if (cli_is(a, "--batch")) B = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 16);
         else if (cli_is(a, "--seq")) T = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 16);
         else if (cli_is(a, "--steps")) steps = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 20);
         else if (cli_is(a, "--profile")) profile = 1;
         else if (cli_is(a, "--threads")) threads = cli_int(a, cli_value(argc, argv, &i), 1, 4096);
-        else if (!cli_config_flag(argc, argv, &i, &cfg)) cli_unknown("bench_train", a);
+        else if (!cli_config_flag(argc, argv, &i, &cfg) && !cli_device_flag(argc, argv, &i, &device))
+            cli_unknown("bench_train", a);
     }
     cli_set_threads(threads);
+    const Backend *be = cli_backend(device);
     AvtModel m;
     avt_init(&m, cfg, 1);
+    params_to(&m.params, be);
     size_t na = (size_t)B * T * cfg.d_a, nv = (size_t)B * T * cfg.d_v;
     float *xa = malloc_check(na * sizeof(float)), *xv = malloc_check(nv * sizeof(float));
     float *ta = malloc_check(na * sizeof(float)), *tv = malloc_check(nv * sizeof(float));
@@ -38,7 +44,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < (size_t)B * T; i++) mask[i] = philox_uniform(9, 3, 0, i) < 0.15f;
 
     Graph g;
-    graph_init(&g, 4096);
+    graph_init(&g, 4096, be);
     g.training = 1;
     g.seed = 1234;
     int sa[3] = {B, T, cfg.d_a}, sv[3] = {B, T, cfg.d_v};
@@ -47,8 +53,8 @@ int main(int argc, char **argv) {
     graph_backward(&g, avt_pretrain_loss(&g, &m, graph_input(&g, NULL, 3, sa), graph_input(&g, NULL, 3, sv), ta, tv,
                                          mask, &out_a, &out_v));
     graph_plan_end(&g);
-    fprintf(stderr, "avt: B %d, T %d, d %d, L %d; arenas: activations %.0f MB, activation gradients %.0f MB\n", B, T,
-            cfg.d, cfg.L, g.act.cap / 1e6, g.agrad.cap / 1e6);
+    fprintf(stderr, "avt (%s): B %d, T %d, d %d, L %d; arenas: activations %.0f MB, activation gradients %.0f MB\n",
+            be->name, B, T, cfg.d, cfg.L, g.act.cap / 1e6, g.agrad.cap / 1e6);
 
     double *ms = malloc_check((size_t)steps * sizeof(double)), sum = 0.0;
     float loss = 0.0f;
@@ -60,7 +66,7 @@ int main(int argc, char **argv) {
                                       &out_a, &out_v);
         params_zero_grad(&m.params);
         graph_backward(&g, l);
-        loss = l->data[0];
+        loss = tensor_item(&g, l); // waits for the step on an asynchronous backend
         if (s == -1) ops_profile(profile); // profile the timed steps only
         if (s >= 0) {
             ms[s] = 1e3 * (cli_now() - t0);

@@ -12,20 +12,25 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "../kernels/philox.h"
+#include "backend.h"
 
 #define TENSOR_MAX_DIMS 4
 
 typedef struct {
     const char *name;
-    char *base;       // NULL while planning
+    const Backend *be; // whose memory: the backend's alloc/release
+    char *base;        // NULL while planning
     size_t cap, used, peak;
 } Arena;
 
-void arena_init(Arena *a, const char *name);
+void arena_init(Arena *a, const char *name, const Backend *be);
 void *arena_alloc(Arena *a, size_t bytes);   // 64-byte aligned; NULL while planning
 void arena_commit(Arena *a);                 // allocate cap = peak; leaves planning mode
 void arena_reset(Arena *a);
 void arena_free(Arena *a);
+// Move the allocated bytes to backend be (same layout): returns the new base; pointers into the arena move by
+// (new base - old base).
+char *arena_move(Arena *a, const Backend *be);
 
 typedef struct {
     float *data;   // shape, row-major
@@ -55,8 +60,10 @@ typedef struct {
 } Node;
 
 typedef struct {
-    Arena act;            // forward outputs and saved values
-    Arena agrad;          // gradients of activations, backward workspace
+    const Backend *be;    // where the step runs; the model's parameters must live there too
+    Arena act;            // forward outputs and saved values (backend memory)
+    Arena agrad;          // gradients of activations, backward workspace (backend memory)
+    Arena host;           // host memory for constants the model computes (row lists, gathered targets)
     Tensor *tensors;      // (max_tensors) headers of this step's tensors
     int n_tensors, max_tensors;
     Node *nodes;          // (max_nodes) the tape
@@ -68,7 +75,7 @@ typedef struct {
     uint32_t step;
 } Graph;
 
-void graph_init(Graph *g, int max_nodes);
+void graph_init(Graph *g, int max_nodes, const Backend *be);
 void graph_free(Graph *g);
 void graph_reset(Graph *g);              // start a step: empties the tape and both arenas
 void graph_plan_begin(Graph *g);         // next build + backward only measures
@@ -79,10 +86,17 @@ void graph_backward(Graph *g, Tensor *loss);
 void ops_profile(int on);
 void ops_profile_report(FILE *f, int steps);
 
-// Step-lifetime memory for constants an op reads (row lists, gathered targets); NULL while planning.
+// Step-lifetime HOST memory for constants an op reads (row lists, gathered targets); NULL while planning. Ops copy
+// such constants to the backend themselves.
 void *graph_scratch(Graph *g, size_t bytes);
-// An input tensor over caller memory (no gradient). data may be NULL while planning.
+// An input tensor (no gradient) holding the caller's host data: wrapped in place on a host-memory backend, copied
+// into the activation arena otherwise. data may be NULL while planning.
 Tensor *graph_input(Graph *g, float *data, int ndim, const int *shape);
+// A tensor header over memory that is already the backend's (no copy); data may be NULL while planning.
+Tensor *graph_view(Graph *g, float *data, int ndim, const int *shape);
+// A tensor's values into caller host memory (waits for the kernels that produce them); the value of a scalar.
+void tensor_read(const Graph *g, const Tensor *t, float *host);
+float tensor_item(const Graph *g, const Tensor *t);
 // A view of `rows` consecutive rows of a parameter or activation, starting at row0 (rows along dim 0).
 Tensor *tensor_rows(Graph *g, Tensor *t, int row0, int rows);
 

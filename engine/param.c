@@ -18,12 +18,32 @@ const Param *params_find(const ParamTable *pt, const char *name) {
 }
 
 void params_zero_grad(ParamTable *pt) {
-    if (pt->grad.base) memset(pt->grad.base, 0, pt->grad.used);
+    if (pt->grad.base) pt->grad.be->zero(pt->grad.base, pt->grad.used);
+}
+
+// p, an address inside arena a before it moved from old_base, at the same offset after.
+static float *rebase(float *p, const char *old_base, const char *new_base) {
+    return p ? (float *)(void *)(new_base + ((const char *)p - old_base)) : NULL;
+}
+
+void params_to(ParamTable *pt, const Backend *be) {
+    char *old_data = pt->data.base, *old_grad = pt->grad.base;
+    char *new_data = arena_move(&pt->data, be), *new_grad = arena_move(&pt->grad, be);
+    for (int i = 0; i < pt->n; i++) {
+        pt->p[i].t.data = rebase(pt->p[i].t.data, old_data, new_data);
+        pt->p[i].t.grad = rebase(pt->p[i].t.grad, old_grad, new_grad);
+    }
+}
+
+static void require_host(const ParamTable *pt, const char *what) {
+    if (!pt->data.be->host_memory)
+        avt_fatal("%s: the parameters are on the %s backend; call it before params_to", what, pt->data.be->name);
 }
 
 #define INIT_SITE 0x40000000u
 
 void params_init(ParamTable *pt, uint64_t seed) {
+    require_host(pt, "params_init");
     for (int i = 0; i < pt->n; i++) {
         Param *p = &pt->p[i];
         float bound = 0.0f, fill = 0.0f;
@@ -42,15 +62,22 @@ void params_init(ParamTable *pt, uint64_t seed) {
 
 int params_save(const ParamTable *pt, const char *path, const char *const *meta_keys, const char *const *meta_vals,
                 int n_meta, AvtErr *err) {
+    // Device parameters are written from one host copy of their arena.
+    char *host = NULL;
+    if (!pt->data.be->host_memory) {
+        host = malloc_check(pt->data.used ? pt->data.used : 1);
+        pt->data.be->download(host, pt->data.base, pt->data.used);
+    }
     StWrite *w = calloc_check((size_t)pt->n, sizeof *w);
     for (int i = 0; i < pt->n; i++) {
         w[i].name = pt->p[i].name;
         w[i].ndim = pt->p[i].t.ndim;
         for (int d = 0; d < w[i].ndim; d++) w[i].shape[d] = pt->p[i].t.shape[d];
-        w[i].data = pt->p[i].t.data;
+        w[i].data = host ? rebase(pt->p[i].t.data, pt->data.base, host) : pt->p[i].t.data;
     }
     int rc = st_write(path, w, pt->n, meta_keys, meta_vals, n_meta, err);
     free(w);
+    free(host);
     return rc;
 }
 
@@ -69,6 +96,7 @@ static void shape_str(char *buf, size_t len, int ndim, const int64_t *s64, const
 }
 
 int params_load(ParamTable *pt, const SafeTensors *st, AvtErr *err) {
+    require_host(pt, "params_load");
     for (int i = 0; i < st->n; i++)
         if (!params_find(pt, st->t[i].name))
             return avt_err_set(err, "%s: unexpected tensor '%s' (not part of this model)", st->path, st->t[i].name);

@@ -25,6 +25,9 @@ typedef struct {
 } ParamTable;
 
 size_t params_count(const ParamTable *pt);            // trainable elements
+// Move values and gradients to backend be's memory (the tensors follow). Init, load and save need host memory:
+// params_init and params_load work on a table on the CPU backend, params_save on any.
+void params_to(ParamTable *pt, const Backend *be);
 const Param *params_find(const ParamTable *pt, const char *name);
 void params_zero_grad(ParamTable *pt);
 // Initialise every tensor by its InitKind from the Philox stream of seed (one site per table index).

@@ -134,8 +134,8 @@ static void build(AvtModel *m, AvtConfig cfg) {
     memset(m, 0, sizeof *m);
     check_config(&cfg);
     m->cfg = cfg;
-    arena_init(&m->params.data, "parameters");
-    arena_init(&m->params.grad, "parameter gradients");
+    arena_init(&m->params.data, "parameters", &BACKEND_CPU);
+    arena_init(&m->params.grad, "parameter gradients", &BACKEND_CPU);
     for (int e = 0; e < ENC_COUNT; e++) m->enc[e].layers = calloc_check((size_t)cfg.L, sizeof(AvtLayer));
     declare(m); // sizing pass
     arena_commit(&m->params.data);
@@ -266,6 +266,9 @@ static Tensor *encoder(Graph *g, const AvtModel *m, int e, Tensor *x_in, Tensor 
 
 // §2.2: project, cross-attend both ways, fuse (V<-A first, then A<-V), self-attend at width 2d.
 Tensor *avt_fuse(Graph *g, const AvtModel *m, Tensor *x_a, Tensor *x_v) {
+    if (m->params.data.be != g->be)
+        avt_fatal("avt_fuse: the parameters live on the %s backend, the graph runs on %s", m->params.data.be->name,
+                  g->be->name);
     if (x_a->shape[1] != x_v->shape[1] || x_a->shape[0] != x_v->shape[0])
         avt_fatal("avt_fuse: audio (%d, %d) and video (%d, %d) batch/steps differ", x_a->shape[0], x_a->shape[1],
                   x_v->shape[0], x_v->shape[1]);

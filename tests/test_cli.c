@@ -139,6 +139,9 @@ Test(cli, bad_invocations_fail_with_one_clear_line) {
     expect_error("embed --bogus", "unknown option '--bogus'");
     expect_error("info --config huge", "unknown config 'huge'");
     expect_error("info --config base --heads 7", "n_heads must divide embed_size");
+    expect_error("embed --device tpu --weights w --audio a --video v --out o", "--device tpu: unknown device");
+    expect_error("embed --attention flash --weights w --audio a --video v --out o", "--attention flash: unknown path");
+    expect_error("embed --attention cudnn --weights w --audio a --video v --out o", "the cpu backend has no cuDNN");
     expect_error("init --config base", "--out is required");
     snprintf(args, sizeof args, "embed --weights %s/none.safetensors --audio a --video v --out o.npy", dir);
     expect_error(args, "none.safetensors");
@@ -160,6 +163,29 @@ Test(cli, bad_invocations_fail_with_one_clear_line) {
     // an embedding that cannot be written leaves nothing behind
     snprintf(args, sizeof args, "embed --weights %s --list %s/nolist.csv --out %s", weights, dir, dir);
     expect_error(args, "nolist.csv: cannot open");
+}
+
+// --device cuda: where this avt has a usable CUDA backend (a GPU, or the emulator with make EMU=1) the embedding
+// matches the twin; elsewhere one line says why not (no CUDA in the build, or no device).
+Test(cli, embed_on_cuda_matches_twin_or_says_why_not) {
+    Twin t;
+    twin_open(&t);
+    char a[600], v[600], out[600], log[600];
+    write_sample(&t, 0, t.T, a, v, sizeof a);
+    snprintf(out, sizeof out, "%s/cuda.npy", dir);
+    snprintf(log, sizeof log, "%s/cuda.log", dir);
+    int rc = test_run("%s embed --device cuda --weights %s --audio %s --video %s --out %s --sequence 2>%s",
+                      test_avt_bin(), weights, a, v, out, log);
+    if (rc == 0) {
+        int64_t s2[2] = {t.T, t.D2};
+        expect_npy(out, t.h_av, 2, s2);
+    } else {
+        cr_expect_eq(rc, 1);
+        cr_expect_eq(test_run("test $(wc -l < %s) -eq 1", log), 0, "stderr must be one line");
+        cr_expect_eq(test_run("grep -qE -- '--device cuda: (this avt was built without CUDA|no CUDA device)' %s", log),
+                     0, "the reason is given");
+    }
+    twin_close(&t);
 }
 
 Test(cli, info_prints_paper_parameter_counts) {

@@ -124,7 +124,7 @@ typedef struct {
 } Run;
 
 static void run_open(Run *r, const Golden *g, int training, uint32_t step) {
-    graph_init(&r->gr, 4096);
+    graph_init(&r->gr, 4096, &BACKEND_CPU);
     r->gr.training = training;
     r->gr.seed = g->seed;
     r->gr.step = step;

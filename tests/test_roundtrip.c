@@ -14,7 +14,7 @@ TestSuite(roundtrip, .init = setup, .fini = test_tmpdir_remove, .timeout = 300);
 // Eval-mode h_av (B, T, 2d) of m on x_a, x_v; caller frees.
 static float *embed(AvtModel *m, float *x_a, float *x_v, int B, int T) {
     Graph g;
-    graph_init(&g, 4096);
+    graph_init(&g, 4096, &BACKEND_CPU);
     g.no_grad = 1;
     int sa[3] = {B, T, m->cfg.d_a}, sv[3] = {B, T, m->cfg.d_v};
     graph_plan_begin(&g);

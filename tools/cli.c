@@ -69,6 +69,29 @@ void cli_set_threads(int n) {
     openblas_set_num_threads(n);
 }
 
+int cli_device_flag(int argc, char **argv, int *i, const char **device) {
+    const char *a = argv[*i];
+    if (cli_is(a, "--device")) {
+        *device = cli_value(argc, argv, i);
+        return 1;
+    }
+    if (!cli_is(a, "--attention")) return 0;
+    const char *v = cli_value(argc, argv, i);
+    if (strcmp(v, "avt") == 0) backend_set_attention(ATTN_AVT);
+    else if (strcmp(v, "cudnn") == 0) backend_set_attention(ATTN_CUDNN);
+    else avt_die("--attention %s: unknown path (avt or cudnn)", v);
+    return 1;
+}
+
+const Backend *cli_backend(const char *device) {
+    AvtErr err;
+    const Backend *be = backend_open(device, &err);
+    if (!be) avt_die("%s", err.msg);
+    if (backend_attention() == ATTN_CUDNN && !be->attention_forward_cudnn)
+        avt_die("--attention cudnn: the %s backend has no cuDNN path (use --device cuda)", be->name);
+    return be;
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

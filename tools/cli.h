@@ -30,6 +30,13 @@ AvtConfig cli_config_named(const char *name);    // base | large | tiny; dies ot
 
 void cli_set_threads(int n);                     // OpenMP and OpenBLAS; n <= 0 keeps the defaults
 
+// --device NAME and --attention PATH; returns 1 if argv[*i] was one of them (consumed).
+int cli_device_flag(int argc, char **argv, int *i, const char **device);
+const Backend *cli_backend(const char *device);  // the backend, or one line saying why not and exit 1
+#define CLI_DEVICE_HELP \
+    "  --device NAME       cpu (default) or cuda (a build with nvcc, or the emulator with make EMU=1)\n" \
+    "  --attention PATH    avt (our kernels, default) or cudnn (cuDNN SDPA baseline; cuda, inference only)\n"
+
 // A one-line progress bar on stderr (redrawn in place on a terminal, every 10 % otherwise).
 typedef struct {
     const char *what;

@@ -26,6 +26,7 @@ static const char *HELP =
     "  --sequence          write every step, (T, 2d), instead of the last one\n"
     "  --batch N           utterances per forward pass with --list (default 8)\n"
     "  --threads N         CPU threads (default: all cores)\n"
+    CLI_DEVICE_HELP
     "\n"
     "With --list, unreadable pairs are skipped and listed in DIR/skipped.txt; the exit status is\n"
     "0 when every pair was embedded and 2 when some were skipped.\n";
@@ -34,6 +35,7 @@ typedef struct {
     AvtModel *m;
     Graph g;
     int B, T;   // planned batch and steps
+    float *h;   // (B, T, 2d) host copy of the last batch's h_av
 } Embedder;
 
 // h_av (B, T, 2d) for a right-padded batch; valid until the next call. Causality makes each sample's first
@@ -48,9 +50,12 @@ static const float *embed_batch(Embedder *e, float *x_a, float *x_v, int B, int 
         graph_plan_begin(&e->g);
         avt_fuse(&e->g, e->m, graph_input(&e->g, NULL, 3, pa), graph_input(&e->g, NULL, 3, pv));
         graph_plan_end(&e->g);
+        free(e->h);
+        e->h = malloc_check((size_t)e->B * e->T * 2 * c->d * sizeof(float));
     }
     graph_reset(&e->g);
-    return avt_fuse(&e->g, e->m, graph_input(&e->g, x_a, 3, sa), graph_input(&e->g, x_v, 3, sv))->data;
+    tensor_read(&e->g, avt_fuse(&e->g, e->m, graph_input(&e->g, x_a, 3, sa), graph_input(&e->g, x_v, 3, sv)), e->h);
+    return e->h;
 }
 
 static int read_pair(const AvtConfig *c, const char *audio, const char *video, Features *a, Features *v, AvtErr *err) {
@@ -242,7 +247,7 @@ static int embed_list(Embedder *e, const char *list, const char *dir, int sequen
 }
 
 int cmd_embed(int argc, char **argv) {
-    const char *weights = NULL, *audio = NULL, *video = NULL, *out = NULL, *list = NULL;
+    const char *weights = NULL, *audio = NULL, *video = NULL, *out = NULL, *list = NULL, *device = "cpu";
     int sequence = 0, batch = 8, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -257,19 +262,21 @@ int cmd_embed(int argc, char **argv) {
         else if (cli_is(a, "--sequence")) sequence = 1;
         else if (cli_is(a, "--batch")) batch = cli_int(a, cli_value(argc, argv, &i), 1, 4096);
         else if (cli_is(a, "--threads")) threads = cli_int(a, cli_value(argc, argv, &i), 1, 4096);
-        else cli_unknown("embed", a);
+        else if (!cli_device_flag(argc, argv, &i, &device)) cli_unknown("embed", a);
     }
     if (!weights) avt_die("embed: --weights is required (see avt embed --help)");
     if (!out) avt_die("embed: --out is required (see avt embed --help)");
     if (list && (audio || video)) avt_die("embed: give either --list or --audio/--video, not both");
     if (!list && (!audio || !video)) avt_die("embed: give --audio and --video, or --list (see avt embed --help)");
     cli_set_threads(threads);
+    const Backend *be = cli_backend(device);
 
     AvtModel m;
     AvtErr err;
     if (avt_load(&m, weights, &err)) avt_die("%s", err.msg);
+    params_to(&m.params, be);
     Embedder e = {.m = &m};
-    graph_init(&e.g, 4096);
+    graph_init(&e.g, 4096, be);
     e.g.no_grad = 1;
     int rc;
     if (list) {
@@ -284,6 +291,7 @@ int cmd_embed(int argc, char **argv) {
         rc = 0;
     }
     graph_free(&e.g);
+    free(e.h);
     avt_free(&m);
     return rc;
 }

@@ -166,3 +166,18 @@ void dropout_backward(float *dinp, const float *dout, DropoutKey drop, size_t n)
     // dinp, dout (n)
     dropout_apply(dinp, dout, drop, n, 1);
 }
+
+void gather_rows_forward(float *out, const float *inp, const int *rows, int n, int C) {
+    // out (n, C); inp (N, C); rows (n), each in [0, N) (the caller checks)
+#pragma omp parallel for if ((size_t)n * (size_t)C > EW_PAR_MIN)
+    for (int r = 0; r < n; r++) memcpy(out + (size_t)r * C, inp + (size_t)rows[r] * C, (size_t)C * sizeof(float));
+}
+
+void gather_rows_backward(float *dinp, const float *dout, const int *rows, int n, int C) {
+    // dinp (N, C); dout (n, C); rows (n). Serial in r: a repeated row adds its gradients in the order r = 0..n-1.
+    for (int r = 0; r < n; r++) {
+        float *d = dinp + (size_t)rows[r] * C;
+        const float *g = dout + (size_t)r * C;
+        for (int c = 0; c < C; c++) d[c] += g[c];
+    }
+}

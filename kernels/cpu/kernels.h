@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include "../philox.h"
+#include "../optim.h"
 
 // Threads a kernel may use now (OpenMP's current limit; 1 without OpenMP).
 int kernel_threads(void);
@@ -60,6 +61,9 @@ void dropout_scales(float *m, DropoutKey drop, size_t base, size_t n);
 // element index i of the flat tensor is the dropout element index
 void dropout_forward(float *out, const float *inp, DropoutKey drop, size_t n);
 void dropout_backward(float *dinp, const float *dout, DropoutKey drop, size_t n);
+// out (n, C) = rows[r] of inp (N, C); backward: dinp[rows[r]] += dout[r] in the order r = 0..n-1 (rows may repeat)
+void gather_rows_forward(float *out, const float *inp, const int *rows, int n, int C);
+void gather_rows_backward(float *dinp, const float *dout, const int *rows, int n, int C);
 
 // ---- embed.c: encoder input step, out = sqrt(C) * inp + PE(pos) ----
 // pos(b, t) = 0 if inp[b, t, 0] == 0.0f exactly, else t + 1.  pe (Tmax + 1, C) from sinusoid_table, Tmax >= T.
@@ -79,5 +83,15 @@ void cross_entropy_backward(float *dlogits, float dloss, const float *logits, co
 // mean (pred - target)^2 over N*C elements
 float mse_forward(const float *pred, const float *target, size_t N, int C);
 void mse_backward(float *dpred, float dloss, const float *pred, const float *target, size_t N, int C);
+
+// ---- optim.c: BertAdam (model-spec §3.4) over one parameter tensor ----
+// *out = sum of x[i]^2 over n in a fixed order (blocked partial sums in double)
+void sum_squares(float *out, const float *x, size_t n);
+// g' = g * bertadam_grad_scale(*tensor_sq, *global_sq, h); m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2;
+// p -= lr * (m / (sqrt(v) + eps) + wd * p). No bias correction. p, m, v, g (n); tensor_sq, global_sq: scalars
+// (sum_squares of this tensor's and of every parameter's gradient), read through pointers so the CUDA twin needs
+// no host synchronisation.
+void bertadam_update(float *p, float *m, float *v, const float *g, const float *tensor_sq, const float *global_sq,
+                     BertAdamHyper h, float lr, size_t n);
 
 #endif

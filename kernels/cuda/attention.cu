@@ -2,16 +2,21 @@
 // before q.k; causal hides key j from query i when j - i >= 1 + |Tk - Tq|; att saved BEFORE dropout; the dropout
 // element index is att's (B, NH, Tq, Tk) offset; backward ACCUMULATES).
 //
-// Forward: one block per (query-row tile, head, batch), one thread per query row, with the row's scaled q and its
-// output accumulator in registers (head size padded to HSP = 16, 32, 48 or 64, a template argument, so the
-// arrays stay in registers). Key/value tiles of ATT_KT keys are staged in shared memory and every thread reads the
-// same element at a time (a broadcast). Softmax is online in fp32 (running max and sum), so any Tk works; the raw
-// scores go to att on the way and a second pass over the thread's own att row turns them into the softmax with the
-// final max and sum.
+// Forward: one block per (tile of ATT_FROWS query rows, head, batch); each warp owns ATT_RPW query rows and
+// works on them together, so every key/value element it reads from shared memory serves all of them. Key/value
+// tiles of ATT_KT = 32 keys are staged in shared memory (head size padded to HSP = 16, 24, 32, 48 or 64, a template
+// argument). Per tile, lane j scores key j0 + j against the warp's rows (q scaled first, read as float4
+// broadcasts; the key tile has an odd row stride, so the 32 lanes' reads hit 32 banks), the tile's max comes from
+// a shuffle butterfly and updates the row's running max (warp-uniform, so the rescale factor is too); lane j keeps
+// its own partial softmax sum, and its weight p_j * dropout_j goes to shared memory. Then lanes split the head
+// dimensions (d = lane, lane + 32) and accumulate the tile's weights times the value rows in key order. The raw
+// scores go to att on the way (coalesced: lane j writes column j0 + j); a last pass over the row, by the same
+// lanes, turns them into the softmax with the final max and sum. Dropout is drawn by the lane that owns the key,
+// with att's element index, as the CPU.
 //
 // Backward, deterministic and without atomics, in two kernels that each write every output element from one
 // thread in a fixed order:
-//   1. rows (thread per query row, as the forward): dP_ij = (dout_i . v_j) * m_ij into ws (B, NH, Tq, Tk),
+//   1. rows (thread per query row): dP_ij = (dout_i . v_j) * m_ij into ws (B, NH, Tq, Tk),
 //      D_i = sum_j dP_ij att_ij, then dS_ij = att_ij (dP_ij - D_i) HS^-0.5 in place, then dq_i += sum_j dS_ij k_j
 //      over key tiles in shared memory;
 //   2. columns (thread per key): dv_j += sum_i att_ij m_ij dout_i and dk_j += sum_i dS_ij q_i over query tiles of
@@ -20,9 +25,13 @@
 
 #include <float.h>
 
-#define ATT_ROWS 64  // threads per block: query rows (forward, backward rows) or keys (backward columns)
-#define ATT_KT 32    // rows of a shared tile (keys, or queries in the column kernel)
+#define ATT_ROWS 64  // backward: threads per block, one query row or key each
+#define ATT_KT 32    // keys of a shared tile (queries in the backward column kernel); one per lane in the forward
 #define ATT_HSMAX 64
+#define ATT_WARPS 4                      // forward: warps per block
+#define ATT_RPW 4                        // forward: query rows per warp
+#define ATT_FROWS (ATT_WARPS * ATT_RPW)  // forward: query rows per block
+#define ATT_FULL_MASK 0xffffffffu
 
 // Keys visible to query i: j < att_visible(i).
 __device__ __forceinline__ int att_visible(int causal, int i, int Tq, int Tk) {
@@ -32,9 +41,10 @@ __device__ __forceinline__ int att_visible(int causal, int i, int Tq, int Tk) {
     return n < Tk ? n : Tk;
 }
 
-// Stage rows [r0, r0 + ATT_KT) of head columns of x (rows of stride C) into tile (ATT_KT, HSP), zero-padded.
-template <int HSP>
-__device__ __forceinline__ void att_load_tile(float (*tile)[HSP], const float *__restrict__ x, int r0, int nrows,
+// Stage rows [r0, r0 + ATT_KT) of head columns of x (rows of stride C) into tile (ATT_KT, LD), zero-padded to HSP
+// columns.
+template <int HSP, int LD = HSP>
+__device__ __forceinline__ void att_load_tile(float (*tile)[LD], const float *__restrict__ x, int r0, int nrows,
                                               int HS, int C) {
     for (int idx = threadIdx.x; idx < ATT_KT * HSP; idx += blockDim.x) {
         const int r = idx / HSP, d = idx % HSP;
@@ -42,66 +52,130 @@ __device__ __forceinline__ void att_load_tile(float (*tile)[HSP], const float *_
     }
 }
 
+// Max and sum over the 32 lanes (xor butterfly: every lane gets the same bits).
+__device__ __forceinline__ float att_warp_max(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(ATT_FULL_MASK, x, o));
+    return x;
+}
+__device__ __forceinline__ float att_warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) x += __shfl_xor_sync(ATT_FULL_MASK, x, o);
+    return x;
+}
+
 template <int HSP>
-__global__ void __launch_bounds__(ATT_ROWS)
+__global__ void __launch_bounds__(ATT_WARPS * 32)
     attention_forward_kernel(float *__restrict__ out, float *__restrict__ att, const float *__restrict__ q,
                              const float *__restrict__ k, const float *__restrict__ v, DropoutKey drop, int causal,
                              int Tq, int Tk, int NH, int HS) {
     // out (B, Tq, C); att (B, NH, Tq, Tk); q (B, Tq, C); k, v (B, Tk, C)
-    __shared__ float ks[ATT_KT][HSP];
+    constexpr int NC = (HSP + 31) / 32;  // head dimensions per lane in the output phase
+    __shared__ float ks[ATT_KT][HSP + 1];  // odd row stride: lanes j = 0..31 read column d from 32 banks
     __shared__ float vs[ATT_KT][HSP];
+    __shared__ __align__(16) float qs[ATT_WARPS][ATT_RPW][HSP];  // each warp's scaled q rows
+    __shared__ __align__(16) float ws[ATT_WARPS][ATT_RPW][ATT_KT];  // each warp's weights of the tile's keys
+    const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
     const int C = NH * HS, h = blockIdx.y, b = blockIdx.z;
-    const int i0 = blockIdx.x * ATT_ROWS, i = i0 + threadIdx.x;
-    const bool active = i < Tq;
+    const int i0 = blockIdx.x * ATT_FROWS;
     const size_t bh = (size_t)b * NH + h;
     const float *kb = k + (size_t)b * Tk * C + (size_t)h * HS, *vb = v + (size_t)b * Tk * C + (size_t)h * HS;
     const float scale = 1.0f / sqrtf((float)HS);
-    const int nv = active ? att_visible(causal, i, Tq, Tk) : 0;
     // Keys any row of the block sees: the last row sees the most.
-    const int last = (i0 + ATT_ROWS < Tq ? i0 + ATT_ROWS : Tq) - 1;
-    const int nkeys = att_visible(causal, last, Tq, Tk);
-    float *arow = att + (bh * Tq + (active ? i : 0)) * Tk;
+    const int nkeys = att_visible(causal, (i0 + ATT_FROWS < Tq ? i0 + ATT_FROWS : Tq) - 1, Tq, Tk);
 
-    float qr[HSP], o[HSP];
+    // The warp's rows are interleaved over the block (row r is i0 + r * ATT_WARPS + w), so causal rows of every
+    // length are spread evenly over the warps.
+    int nv[ATT_RPW];
+    float m[ATT_RPW], l[ATT_RPW], o[ATT_RPW][NC];
+    int nvw = 0;  // keys any of the warp's rows sees
 #pragma unroll
-    for (int d = 0; d < HSP; d++) {
-        qr[d] = (active && d < HS) ? q[((size_t)b * Tq + i) * C + (size_t)h * HS + d] * scale : 0.0f;
-        o[d] = 0.0f;
+    for (int r = 0; r < ATT_RPW; r++) {
+        const int i = i0 + r * ATT_WARPS + w;
+        nv[r] = i < Tq ? att_visible(causal, i, Tq, Tk) : 0;
+        nvw = nv[r] > nvw ? nv[r] : nvw;
+        m[r] = -FLT_MAX;
+        l[r] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < NC; c++) o[r][c] = 0.0f;
+        for (int d = lane; d < HSP; d += 32)
+            qs[w][r][d] = (i < Tq && d < HS) ? q[((size_t)b * Tq + i) * C + (size_t)h * HS + d] * scale : 0.0f;
     }
-    float m = -FLT_MAX, l = 0.0f;
     for (int j0 = 0; j0 < nkeys; j0 += ATT_KT) {
-        att_load_tile<HSP>(ks, kb, j0, Tk, HS, C);
+        att_load_tile<HSP, HSP + 1>(ks, kb, j0, Tk, HS, C);
         att_load_tile<HSP>(vs, vb, j0, Tk, HS, C);
         __syncthreads();
-        const int jn = nv - j0 < ATT_KT ? nv - j0 : ATT_KT;
-        for (int jj = 0; jj < jn; jj++) {
-            float s = 0.0f;
+        if (j0 < nvw) {  // warp-uniform
+            const int j = j0 + lane;
+            float s[ATT_RPW];
 #pragma unroll
-            for (int d = 0; d < HSP; d++) s += qr[d] * ks[jj][d];
-            arow[j0 + jj] = s;  // raw score; normalised below
-            if (s > m) {
-                const float corr = expf(m - s);
-                l *= corr;
+            for (int r = 0; r < ATT_RPW; r++) s[r] = 0.0f;
 #pragma unroll
-                for (int d = 0; d < HSP; d++) o[d] *= corr;
-                m = s;
+            for (int d4 = 0; d4 < HSP / 4; d4++) {
+                const float k0 = ks[lane][4 * d4], k1 = ks[lane][4 * d4 + 1], k2 = ks[lane][4 * d4 + 2],
+                            k3 = ks[lane][4 * d4 + 3];
+#pragma unroll
+                for (int r = 0; r < ATT_RPW; r++) {
+                    const float4 qq = reinterpret_cast<const float4 *>(qs[w][r])[d4];
+                    s[r] += qq.x * k0;
+                    s[r] += qq.y * k1;
+                    s[r] += qq.z * k2;
+                    s[r] += qq.w * k3;
+                }
             }
-            const float p = expf(s - m);
-            l += p;
-            const float w = p * dropout_scale(drop, (bh * Tq + i) * Tk + (size_t)(j0 + jj));
 #pragma unroll
-            for (int d = 0; d < HSP; d++) o[d] += w * vs[jj][d];
+            for (int r = 0; r < ATT_RPW; r++) {
+                const bool valid = j < nv[r];
+                // -FLT_MAX, not -inf, for hidden keys: a row with none visible in this tile keeps its max and gets
+                // the factor exp(0) = 1, never exp(-inf - -inf).
+                const float mn = fmaxf(m[r], att_warp_max(valid ? s[r] : -FLT_MAX));
+                const float corr = expf(m[r] - mn);
+                const float p = valid ? expf(s[r] - mn) : 0.0f;
+                m[r] = mn;
+                l[r] = l[r] * corr + p;
+#pragma unroll
+                for (int c = 0; c < NC; c++) o[r][c] *= corr;
+                const size_t row = bh * Tq + (size_t)(i0 + r * ATT_WARPS + w);
+                if (valid) att[row * Tk + j] = s[r];  // raw score; normalised below
+                ws[w][r][lane] = valid ? p * dropout_scale(drop, row * Tk + (size_t)j) : 0.0f;
+            }
+            __syncwarp();
+            // Keys past every row's last visible one have weight 0; stop at the next multiple of 4 after it.
+            const int jn = nvw - j0 < ATT_KT ? (nvw - j0 + 3) / 4 * 4 : ATT_KT;
+            for (int jj = 0; jj < jn; jj += 4) {
+                float vv[4][NC];
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+#pragma unroll
+                    for (int c = 0; c < NC; c++)
+                        vv[u][c] = lane + 32 * c < HSP ? vs[jj + u][lane + 32 * c] : 0.0f;
+#pragma unroll
+                for (int r = 0; r < ATT_RPW; r++) {
+                    const float4 pw = reinterpret_cast<const float4 *>(ws[w][r])[jj / 4];
+#pragma unroll
+                    for (int c = 0; c < NC; c++) {
+                        o[r][c] += pw.x * vv[0][c];
+                        o[r][c] += pw.y * vv[1][c];
+                        o[r][c] += pw.z * vv[2][c];
+                        o[r][c] += pw.w * vv[3][c];
+                    }
+                }
+            }
         }
         __syncthreads();
     }
-    if (!active) return;
-    const float inv = 1.0f / l;
-    for (int j = 0; j < nv; j++) arow[j] = expf(arow[j] - m) * inv;
-    for (int j = nv; j < Tk; j++) arow[j] = 0.0f;
-    float *orow = out + ((size_t)b * Tq + i) * C + (size_t)h * HS;
 #pragma unroll
-    for (int d = 0; d < HSP; d++)
-        if (d < HS) orow[d] = o[d] * inv;
+    for (int r = 0; r < ATT_RPW; r++) {
+        const int i = i0 + r * ATT_WARPS + w;
+        if (i >= Tq) break;  // warp-uniform; later rows are further out
+        const float inv = 1.0f / att_warp_sum(l[r]);
+        float *arow = att + (bh * Tq + i) * Tk;  // each lane re-reads only the scores it wrote
+        for (int j = lane; j < Tk; j += 32) arow[j] = j < nv[r] ? expf(arow[j] - m[r]) * inv : 0.0f;
+        float *orow = out + ((size_t)b * Tq + i) * C + (size_t)h * HS;
+#pragma unroll
+        for (int c = 0; c < NC; c++)
+            if (lane + 32 * c < HS) orow[lane + 32 * c] = o[r][c] * inv;
+    }
 }
 
 // Backward 1: dS into ws and dq, one thread per query row.
@@ -225,11 +299,14 @@ static int att_hsp(int HS) {
     return HS <= 16 ? 16 : HS <= 32 ? 32 : HS <= 48 ? 48 : 64;
 }
 
+// The forward pads to a multiple of 8 as well: 24 (the base model's head size) would waste a quarter at 32.
+static int att_forward_hsp(int HS) { return HS > 16 && HS <= 24 ? 24 : att_hsp(HS); }
+
 template <int HSP>
 static void att_forward(float *out, float *att, const float *q, const float *k, const float *v, DropoutKey drop,
                         int causal, int B, int Tq, int Tk, int NH, int HS, cudaStream_t stream) {
-    const dim3 grid(avt_blocks((size_t)Tq, ATT_ROWS), (unsigned)NH, (unsigned)B);
-    LAUNCH(attention_forward_kernel<HSP>, grid, ATT_ROWS, 0, stream, out, att, q, k, v, drop, causal, Tq, Tk, NH,
+    const dim3 grid(avt_blocks((size_t)Tq, ATT_FROWS), (unsigned)NH, (unsigned)B);
+    LAUNCH(attention_forward_kernel<HSP>, grid, ATT_WARPS * 32, 0, stream, out, att, q, k, v, drop, causal, Tq, Tk, NH,
            HS);
 }
 
@@ -251,8 +328,9 @@ extern "C" {
 void attention_forward_cuda(float *out, float *att, const float *q, const float *k, const float *v, DropoutKey drop,
                             int causal, int B, int Tq, int Tk, int NH, int HS, cudaStream_t stream) {
     if (B <= 0 || Tq <= 0 || Tk <= 0 || NH <= 0) return;
-    switch (att_hsp(HS)) {
+    switch (att_forward_hsp(HS)) {
     case 16: att_forward<16>(out, att, q, k, v, drop, causal, B, Tq, Tk, NH, HS, stream); break;
+    case 24: att_forward<24>(out, att, q, k, v, drop, causal, B, Tq, Tk, NH, HS, stream); break;
     case 32: att_forward<32>(out, att, q, k, v, drop, causal, B, Tq, Tk, NH, HS, stream); break;
     case 48: att_forward<48>(out, att, q, k, v, drop, causal, B, Tq, Tk, NH, HS, stream); break;
     default: att_forward<64>(out, att, q, k, v, drop, causal, B, Tq, Tk, NH, HS, stream); break;

@@ -1,5 +1,6 @@
-// The one header every .cu file includes. Under nvcc it is the CUDA runtime; under emulation (-DAVT_EMU, the
-// .cu compiled by g++ -std=c++17 -x c++) it is kernels/emu/emu.h, which runs the kernels on the CPU.
+// The one header every .cu file includes. Under nvcc it is the CUDA runtime and cuBLASLt; under emulation
+// (-DAVT_EMU, the .cu compiled by g++ -std=c++17 -x c++) it is kernels/emu/emu.h, which runs the kernels on the
+// CPU, and kernels/emu/cublaslt.h, cuBLASLt's matmul on cblas_sgemm.
 //
 // Write kernels in plain CUDA with four rules so that both builds compile them:
 // - launch with LAUNCH(kernel, grid, block, smem_bytes, stream, args...), never <<<...>>> (a template kernel whose
@@ -15,8 +16,10 @@
 
 #ifdef AVT_EMU
 #include "kernels/emu/emu.h"
+#include "kernels/emu/cublaslt.h"  // the subset of cuBLASLt that linear.cu uses, on cblas_sgemm
 #else
 #include <cuda_runtime.h>
+#include <cublasLt.h>
 #endif
 
 extern "C" {
@@ -28,6 +31,13 @@ static inline void avt_cuda_check_at(cudaError_t e, const char *expr, const char
     if (e != cudaSuccess) avt_fatal_at(file, line, "%s: %s", expr, cudaGetErrorString(e));
 }
 #define cuda_check(expr) avt_cuda_check_at((expr), #expr, __FILE__, __LINE__)
+
+// Checked cuBLASLt call, the same way: "avt: FILE:LINE: EXPR: cuBLASLt <status>".
+static inline void avt_cublas_check_at(cublasStatus_t s, const char *expr, const char *file, int line) {
+    if (s != CUBLAS_STATUS_SUCCESS)
+        avt_fatal_at(file, line, "%s: cuBLASLt %s (status %d)", expr, cublasLtGetStatusString(s), (int)s);
+}
+#define cublas_check(expr) avt_cublas_check_at((expr), #expr, __FILE__, __LINE__)
 
 #ifdef AVT_EMU
 // The emulator checks the configuration itself and stops at the launch's line on an error.

@@ -84,6 +84,23 @@ static __global__ void accumulate_kernel(float *y, const float *x, size_t n) {
     for (size_t i = GRID_START; i < n; i += GRID_STRIDE) y[i] += x[i];
 }
 
+// ---- gather rows ----
+// out (n, C); inp (N, C); rows (n), each in [0, N). One thread per output item: the writes are coalesced.
+static __global__ void gather_rows_forward_kernel(float *out, const float *inp, const int *rows, int n, int C) {
+    const size_t total = (size_t)n * (size_t)C;
+    for (size_t i = GRID_START; i < total; i += GRID_STRIDE) {
+        const size_t r = i / (size_t)C, c = i % (size_t)C;
+        out[i] = inp[(size_t)rows[r] * C + c];
+    }
+}
+
+// dinp (N, C); dout (n, C); rows (n). One thread per column walks r = 0..n-1: a repeated row adds its gradients in
+// the CPU's order without atomics, and a warp's reads and writes of one row are coalesced.
+static __global__ void gather_rows_backward_kernel(float *dinp, const float *dout, const int *rows, int n, int C) {
+    for (size_t c = GRID_START; c < (size_t)C; c += GRID_STRIDE)
+        for (int r = 0; r < n; r++) dinp[(size_t)rows[r] * C + c] += dout[(size_t)r * C + c];
+}
+
 extern "C" {
 
 void relu_forward_cuda(float *out, const float *inp, size_t n, cudaStream_t stream) {
@@ -130,6 +147,17 @@ void dropout_backward_cuda(float *dinp, const float *dout, DropoutKey drop, size
         return;
     }
     LAUNCH(dropout_kernel<true>, ew_grid((n + 3) / 4), EW_BLOCK, 0, stream, dinp, dout, drop, n);
+}
+
+void gather_rows_forward_cuda(float *out, const float *inp, const int *rows, int n, int C, cudaStream_t stream) {
+    const size_t total = n > 0 && C > 0 ? (size_t)n * (size_t)C : 0;
+    if (total == 0) return;
+    LAUNCH(gather_rows_forward_kernel, ew_grid(total), EW_BLOCK, 0, stream, out, inp, rows, n, C);
+}
+
+void gather_rows_backward_cuda(float *dinp, const float *dout, const int *rows, int n, int C, cudaStream_t stream) {
+    if (n <= 0 || C <= 0) return;
+    LAUNCH(gather_rows_backward_kernel, ew_grid((size_t)C), EW_BLOCK, 0, stream, dinp, dout, rows, n, C);
 }
 
 }  // extern "C"

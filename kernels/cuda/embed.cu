@@ -11,18 +11,18 @@
 static inline unsigned embed_grid(size_t n) { return avt_grid(n, EMBED_BLOCK, EMBED_MAX_GRID); }
 
 // pe (Tmax + 1, C): row p is position p; row 0 (padding) and, for odd C, the last column are zero.
-// Item (p, c) with c < half is sin(p * w_c), with half <= c < 2 half cos(p * w_{c - half}); w_k = exp(k * step),
+// Item (p, c) with c < nfreq is sin(p * w_c), with nfreq <= c < 2 nfreq cos(p * w_{c - nfreq}); w_k = exp(k * step),
 // all in fp32 as the CPU (and torch) compute them.
 static __global__ void sinusoid_table_kernel(float *pe, int Tmax, int C, float step) {
     const size_t n = ((size_t)Tmax + 1) * (size_t)C;
-    const int half = C / 2;
+    const int nfreq = C / 2;
     for (size_t i = GRID_START; i < n; i += GRID_STRIDE) {
         const int p = (int)(i / (size_t)C), c = (int)(i % (size_t)C);
         float v = 0.0f;
-        if (p > 0 && c < 2 * half) {
-            const int k = c < half ? c : c - half;
+        if (p > 0 && c < 2 * nfreq) {
+            const int k = c < nfreq ? c : c - nfreq;
             const float a = (float)p * expf((float)k * step);
-            v = c < half ? sinf(a) : cosf(a);
+            v = c < nfreq ? sinf(a) : cosf(a);
         }
         pe[i] = v;
     }
@@ -49,10 +49,10 @@ static __global__ void embed_backward_kernel(float *dinp, const float *dout, flo
 extern "C" {
 
 void sinusoid_table_cuda(float *pe, int Tmax, int C, cudaStream_t stream) {
-    const int half = C / 2;
-    // fairseq divides by half - 1; below that its reference raises, so there is nothing to match.
-    if (half < 2) avt_fatal("sinusoid_table_cuda: embedding width %d < 4", C);
-    const float step = (float)(-log(10000.0) / (double)(half - 1));
+    const int nfreq = C / 2;
+    // fairseq divides by nfreq - 1; below that its reference raises, so there is nothing to match.
+    if (nfreq < 2) avt_fatal("sinusoid_table_cuda: embedding width %d < 4", C);
+    const float step = (float)(-log(10000.0) / (double)(nfreq - 1));
     const size_t n = ((size_t)Tmax + 1) * (size_t)C;
     LAUNCH(sinusoid_table_kernel, embed_grid(n), EMBED_BLOCK, 0, stream, pe, Tmax, C, step);
 }

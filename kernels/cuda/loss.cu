@@ -1,36 +1,20 @@
-// Masked L1 loss, the twin of l1_masked_forward/backward in kernels/cpu/loss.c. The sum is a deterministic
-// two-stage reduction without atomics: L1_GRID(N, C) blocks each reduce a fixed slice (grid-stride, so the slice
-// depends only on N and C, never on the device) in double through a fixed tree and write a partial to ws; then one
-// block sums the partials in a fixed order. The CPU sums serially in double: the results agree to rounding.
-//
+// Losses, the twins of kernels/cpu/loss.c. Every loss is a deterministic two-stage reduction without atomics
+// (kernels/cuda/reduce.cuh): stage-1 blocks reduce fixed slices in double and write partials to ws, then one block
+// sums the partials in a fixed order and writes the loss to a device scalar. The CPU sums serially in double: the
+// results agree to rounding. Backwards read dloss from a device scalar, so nothing waits on the host.
+#include "kernels/cuda/kernels.cuh"
+#include "kernels/cuda/reduce.cuh"
+
+#define LOSS_EW_MAX_GRID 4096u  // elementwise backward: past this many blocks the threads stride
+
+// ---- masked L1 ----
 // ws layout (l1_masked_ws_floats_cuda): [0, G) partial sums (float), [G, 2G) partial row counts (uint32 bits),
 // [2G] the backward's scale g.
-#include "kernels/cuda/kernels.cuh"
 
-#define L1_BLOCK 256  // a power of two: the tree reductions below halve it
-#define L1_MAX_GRID 512u
-
-// Stage-1 blocks: enough to cover the larger of the items and the rows, capped.
+// Stage-1 blocks: enough to cover the larger of the items and the rows.
 static inline unsigned l1_grid(size_t N, int C) {
-    const size_t items = N * (size_t)(C > 0 ? C : 0), n = items > N ? items : N;
-    const unsigned g = avt_grid(n, L1_BLOCK, L1_MAX_GRID);
-    return g == 0 ? 1 : g;
-}
-
-// Tree sum over a block of L1_BLOCK threads in a fixed order; every thread must call it (it holds
-// __syncthreads). One instantiation per type, each with its own shared buffer.
-template <typename V> static __device__ V block_sum(V v) {
-    __shared__ V buf[L1_BLOCK];
-    const unsigned t = threadIdx.x;
-    buf[t] = v;
-    __syncthreads();
-    for (unsigned h = L1_BLOCK / 2; h > 0; h /= 2) {
-        if (t < h) buf[t] += buf[t + h];
-        __syncthreads();
-    }
-    const V s = buf[0];
-    __syncthreads();  // buf is reused by the next call
-    return s;
+    const size_t items = N * (size_t)(C > 0 ? C : 0);
+    return reduce_grid(items > N ? items : N);
 }
 
 // Stage 1. pred, target (N, C); mask (N) or nullptr, a row counts when mask[r] != 0.
@@ -61,13 +45,9 @@ static __global__ void l1_partials_kernel(float *ws, const float *pred, const fl
 // forward (dloss == nullptr): *out = sum / (count * C), 0 when no row counts;
 // backward: *out = g = dloss / (count * C), the gradient of every counted item with pred != target.
 static __global__ void l1_final_kernel(float *out, const float *ws, unsigned G, int C, const float *dloss) {
-    double sum = 0.0;
+    const double sum = block_sum_partials(ws, G);
     unsigned long long cnt = 0;
-    for (unsigned b = threadIdx.x; b < G; b += blockDim.x) {
-        sum += (double)ws[b];
-        cnt += __float_as_uint(ws[G + b]);
-    }
-    sum = block_sum<double>(sum);
+    for (unsigned b = threadIdx.x; b < G; b += blockDim.x) cnt += __float_as_uint(ws[G + b]);
     cnt = block_sum<unsigned long long>(cnt);
     if (threadIdx.x == 0) {
         if (dloss)
@@ -89,6 +69,63 @@ static __global__ void l1_backward_kernel(float *dpred, const float *g_dev, cons
     }
 }
 
+// ---- cross entropy: one block per row of logits ----
+// z (n), one row: its max *mx (exact in any order) and *s = sum_j exp(z[j] - mx) in double, in every thread.
+static __device__ void ce_row_stats(float *mx, double *s, const float *z, int n) {
+    float m = z[0];
+    for (int j = threadIdx.x; j < n; j += blockDim.x) m = z[j] > m ? z[j] : m;
+    m = block_reduce(m, MaxOp());
+    double e = 0.0;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) e += exp((double)z[j] - m);
+    *s = block_sum<double>(e);
+    *mx = m;
+}
+
+// row_loss (B) = -log softmax(logits)[label] = log(s) + mx - z[label]; logits (B, n); labels (B)
+static __global__ void ce_rows_kernel(float *row_loss, const float *logits, const int *labels, int n) {
+    const float *z = logits + (size_t)blockIdx.x * n;
+    float mx;
+    double s;
+    ce_row_stats(&mx, &s, z, n);
+    if (threadIdx.x == 0) row_loss[blockIdx.x] = (float)(log(s) + (double)mx - (double)z[labels[blockIdx.x]]);
+}
+
+// dlogits, logits (B, n); labels (B): dlogits += (dloss / B) * (softmax(z) - onehot(label))
+static __global__ void ce_backward_kernel(float *dlogits, const float *dloss, const float *logits, const int *labels,
+                                          int B, int n) {
+    const size_t off = (size_t)blockIdx.x * n;
+    const float *z = logits + off;
+    float *d = dlogits + off;
+    float mx;
+    double s;
+    ce_row_stats(&mx, &s, z, n);
+    const double g = (double)*dloss / B;
+    const int label = labels[blockIdx.x];
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        const double pj = exp((double)z[j] - mx) / s;
+        d[j] += (float)(g * (pj - (j == label)));
+    }
+}
+
+// ---- mean squared error ----
+// (pred[i] - target[i])^2 in double; pred, target (n)
+struct SquaredDiff {
+    const float *pred, *target;
+    __device__ double operator()(size_t i) const {
+        const double d = (double)pred[i] - (double)target[i];
+        return d * d;
+    }
+};
+
+// dpred, pred, target (n): dpred += g (pred - target), g = 2 dloss / n rounded to float as on the CPU; the product
+// rounded on its own (no FMA), so the result is the CPU's bits.
+static __global__ void mse_backward_kernel(float *dpred, const float *dloss, const float *pred, const float *target,
+                                           size_t n) {
+    const float g = (float)(2.0 * (double)*dloss / (double)n);
+    for (size_t i = GRID_START; i < n; i += GRID_STRIDE)
+        dpred[i] = __fadd_rn(dpred[i], __fmul_rn(g, pred[i] - target[i]));
+}
+
 extern "C" {
 
 size_t l1_masked_ws_floats_cuda(size_t N, int C) { return 2 * (size_t)l1_grid(N, C) + 1; }
@@ -96,8 +133,8 @@ size_t l1_masked_ws_floats_cuda(size_t N, int C) { return 2 * (size_t)l1_grid(N,
 void l1_masked_forward_cuda(float *loss, float *ws, const float *pred, const float *target, const float *mask,
                             size_t N, int C, cudaStream_t stream) {
     const unsigned G = l1_grid(N, C);
-    LAUNCH(l1_partials_kernel, G, L1_BLOCK, 0, stream, ws, pred, target, mask, N, C, 1);
-    LAUNCH(l1_final_kernel, 1, L1_BLOCK, 0, stream, loss, ws, G, C, nullptr);
+    LAUNCH(l1_partials_kernel, G, REDUCE_BLOCK, 0, stream, ws, pred, target, mask, N, C, 1);
+    LAUNCH(l1_final_kernel, 1, REDUCE_BLOCK, 0, stream, loss, ws, G, C, nullptr);
 }
 
 void l1_masked_backward_cuda(float *dpred, const float *dloss, float *ws, const float *pred, const float *target,
@@ -107,10 +144,42 @@ void l1_masked_backward_cuda(float *dpred, const float *dloss, float *ws, const 
     const unsigned G = l1_grid(N, C);
     float *g = ws + 2 * (size_t)G;
     // counts only: the loss value is not needed for the gradient
-    LAUNCH(l1_partials_kernel, G, L1_BLOCK, 0, stream, ws, pred, target, mask, N, C, 0);
-    LAUNCH(l1_final_kernel, 1, L1_BLOCK, 0, stream, g, ws, G, C, dloss);
-    const unsigned grid = avt_blocks(N * (size_t)C, L1_BLOCK);  // capped: the kernel strides over the rest
-    LAUNCH(l1_backward_kernel, grid < 4096u ? grid : 4096u, L1_BLOCK, 0, stream, dpred, g, pred, target, mask, N, C);
+    LAUNCH(l1_partials_kernel, G, REDUCE_BLOCK, 0, stream, ws, pred, target, mask, N, C, 0);
+    LAUNCH(l1_final_kernel, 1, REDUCE_BLOCK, 0, stream, g, ws, G, C, dloss);
+    LAUNCH(l1_backward_kernel, avt_grid(N * (size_t)C, REDUCE_BLOCK, LOSS_EW_MAX_GRID), REDUCE_BLOCK, 0, stream,
+           dpred, g, pred, target, mask, N, C);
+}
+
+// ws: the B row losses
+size_t cross_entropy_ws_floats_cuda(int B) { return B > 0 ? (size_t)B : 0; }
+
+void cross_entropy_forward_cuda(float *loss, float *ws, const float *logits, const int *labels, int B, int n,
+                                cudaStream_t stream) {
+    if (B > 0) LAUNCH(ce_rows_kernel, (unsigned)B, REDUCE_BLOCK, 0, stream, ws, logits, labels, n);
+    // B <= 0: no partials, the loss is 0 as on the CPU
+    LAUNCH(final_sum_kernel, 1, REDUCE_BLOCK, 0, stream, loss, ws, (unsigned)(B > 0 ? B : 0), B > 0 ? (double)B : 1.0);
+}
+
+void cross_entropy_backward_cuda(float *dlogits, const float *dloss, const float *logits, const int *labels, int B,
+                                 int n, cudaStream_t stream) {
+    if (B <= 0) return;
+    LAUNCH(ce_backward_kernel, (unsigned)B, REDUCE_BLOCK, 0, stream, dlogits, dloss, logits, labels, B, n);
+}
+
+size_t mse_ws_floats_cuda(size_t N, int C) { return reduce_grid(N * (size_t)(C > 0 ? C : 0)); }
+
+void mse_forward_cuda(float *loss, float *ws, const float *pred, const float *target, size_t N, int C,
+                      cudaStream_t stream) {
+    const size_t n = N * (size_t)(C > 0 ? C : 0);
+    reduce_sum(loss, ws, SquaredDiff{pred, target}, n, n ? (double)n : 1.0, stream);
+}
+
+void mse_backward_cuda(float *dpred, const float *dloss, const float *pred, const float *target, size_t N, int C,
+                       cudaStream_t stream) {
+    const size_t n = N * (size_t)(C > 0 ? C : 0);
+    if (n == 0) return;
+    LAUNCH(mse_backward_kernel, avt_grid(n, REDUCE_BLOCK, LOSS_EW_MAX_GRID), REDUCE_BLOCK, 0, stream, dpred, dloss,
+           pred, target, n);
 }
 
 }  // extern "C"

@@ -1,7 +1,10 @@
 // kernels/cuda/attention.cu against kernels/cpu/attention.c: the same random inputs through both, compared with the
 // "attention" row of CUDA_TOL (max |cuda - cpu| <= atol + rtol * max |cpu|). Shapes cover causal and not,
 // Tq == Tk and Tq != Tk both ways (the causal offset |Tk - Tq|), T = 1, lengths that are not multiples of the
-// 64-row block or the 32-key tile, head sizes 24 (padded to 32), 48 and 64, and dropout p 0 and 0.1 (a mask that
+// 16-row forward block, the 64-row backward block or the 32-key tile, fewer query rows than the forward block has
+// warps, head sizes 16, 24, 32, 48 and 64 and ones that the padding (to 16, 24, 32, 48, 64) or the forward's split
+// of the head dimensions over 32 lanes leaves partial (7, 17, 40, 56), the base model's attention (NH 10, T 100),
+// and dropout p 0 and 0.1 (a mask that
 // differs from the CPU's by one element fails by far more than the tolerance). The backward runs from the CPU
 // forward's att into nonzero gradients (so it accumulates); also: two runs from zero give exactly twice one run,
 // results are bit-identical across emulator schedules, and null gradients are skipped. Set AVT_CUDA_TOL_REPORT=1
@@ -14,6 +17,9 @@
 #include <string.h>
 
 #include "tests/emu/cuda_test.h"
+
+// File-local types: every test file is linked into one binary (one definition rule).
+namespace {
 
 struct Shape {
     int B, NH, Tq, Tk, HS, causal;
@@ -54,6 +60,7 @@ struct Inputs {
                           s.Tk, s.NH, s.HS, nt);
     }
 };
+}  // namespace
 
 static void check_forward(const Shape &s) {
     Inputs in(s);
@@ -98,6 +105,9 @@ static const Shape SHAPES[] = {
     {1, 2, 33, 65, 64, 0, 0.1f},  {1, 1, 66, 33, 64, 1, 0.1f},  // HS 64
     {1, 1, 9, 17, 7, 0, 0.1f},                                  // odd head size
     {1, 1, 200, 200, 64, 1, 0.1f}, {1, 1, 130, 197, 32, 1, 0.0f},  // model lengths: several blocks and tiles
+    {1, 2, 17, 17, 40, 1, 0.1f},  {1, 1, 33, 50, 56, 0, 0.0f},  // head dimensions split partially over the lanes
+    {1, 2, 3, 70, 17, 1, 0.1f},   {1, 1, 64, 64, 16, 1, 0.0f},  // warps without rows; head size 16
+    {2, 10, 100, 100, 24, 1, 0.1f},                             // the base model's attention
 };
 
 Test(cuda_attention, forward) {
@@ -114,12 +124,12 @@ static Vec backward_runs(const Inputs &in, const Vec &att, const Vec &dout, int 
     const Shape &s = in.s;
     Dev d_dq(Vec(in.nq(), 0.0f)), d_dk(Vec(in.nk(), 0.0f)), d_dv(Vec(in.nk(), 0.0f)), d_dout(dout), d_q(in.q),
         d_k(in.k), d_v(in.v), d_att(att), d_ws(attention_backward_ws_floats_cuda(s.B, s.Tq, s.Tk, s.NH));
-    avt_emu_set_seed(seed);
+    SET_SCHEDULE(seed);
     for (int r = 0; r < runs; r++)
         attention_backward_cuda(mask & 1 ? d_dq.p : nullptr, mask & 2 ? d_dk.p : nullptr, mask & 4 ? d_dv.p : nullptr,
                                 d_ws.p, d_dout.p, d_q.p, d_k.p, d_v.p, d_att.p, in.drop, s.B, s.Tq, s.Tk, s.NH, s.HS,
                                 0);
-    avt_emu_set_seed(1);
+    SET_SCHEDULE(1);
     return concat_outputs({&d_dq, &d_dk, &d_dv});
 }
 

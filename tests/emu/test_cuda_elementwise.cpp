@@ -1,7 +1,7 @@
-// CUDA pointwise, embedding and L1-loss kernels (kernels/cuda/elementwise.cu, embed.cu, loss.cu) against their CPU
-// twins (kernels/cpu/*.c) on the same random inputs, compared with the CUDA_TOL rows (tests/emu/cuda_tol.h). Under
-// the emulator in CI; the same code runs natively with a GPU. Sizes are chosen off the block size (256), with n = 1
-// and the model's widths (240, 480). AVT_CUDA_TOL_REPORT=1 prints the largest error seen per call.
+// CUDA pointwise, gather, embedding and loss kernels (kernels/cuda/elementwise.cu, embed.cu, loss.cu) against their
+// CPU twins (kernels/cpu/*.c) on the same random inputs, compared with the CUDA_TOL rows (tests/emu/cuda_tol.h).
+// Under the emulator in CI; the same code runs natively with a GPU. Sizes are chosen off the block size (256), with
+// n = 1 and the model's widths (240, 480). AVT_CUDA_TOL_REPORT=1 prints the largest error seen per call.
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
@@ -36,6 +36,14 @@ static void check_bits(const char *op, const char *what, const Vec &got, const V
 }
 
 static const size_t SIZES[] = {1, 3, 255, 257, 1000, 240 * 7 + 1, 480 * 9};
+
+// Integer indices (gather rows, labels) in a device buffer of as many floats.
+static_assert(sizeof(int) == sizeof(float), "an int must fit a float slot");
+static const int *put_ints(Dev &d, const std::vector<int> &v) {
+    cr_assert_eq(d.n, v.size());
+    if (!v.empty()) cuda_check(cudaMemcpy(d.p, v.data(), v.size() * sizeof(int), cudaMemcpyHostToDevice));
+    return reinterpret_cast<const int *>(d.p);
+}
 
 // ---- relu ----
 Test(cuda_elementwise, relu_forward_backward) {
@@ -216,18 +224,112 @@ Test(cuda_elementwise, l1_masked_forward_backward) {
             check("l1_masked", what, got, Vec{loss});
             if (mode == MASK_ALL_ZERO) cr_assert_eq(got[0], 0.0f, "%s: no row counts, loss 0", what);
             // deterministic: another run (under emulation: another block and thread order) gives the same bits
-#ifdef AVT_EMU
-            const uint64_t seed = avt_emu_seed();
-            avt_emu_set_seed(seed + 12345);
-#endif
+            SET_SCHEDULE(12345);
             l1_masked_forward_cuda(dl.p, dws.p, dp.p, dt.p, mptr, N, C, 0);
-#ifdef AVT_EMU
-            avt_emu_set_seed(seed);
-#endif
+            SET_SCHEDULE(1);
             cr_assert(memcmp(dl.get().data(), got.data(), sizeof(float)) == 0, "%s: loss not reproducible", what);
 
             l1_masked_backward_cuda(dd.p, ddl.p, dws.p, dp.p, dt.p, mptr, N, C, 0);
             check("l1_masked", what, dd.get(), dpred);
         }
+    }
+}
+
+// ---- gather rows: rows repeat, so the backward adds several gradients into one row, in order ----
+Test(cuda_elementwise, gather_rows_forward_backward) {
+    static const int SHAPES[][3] = {{1, 1, 1}, {5, 240, 7}, {37, 480, 300}, {10, 3, 1000}, {4, 257, 9}};  // N, C, n
+    for (const auto &s : SHAPES) {
+        const int N = s[0], C = s[1], n = s[2];
+        char what[64];
+        snprintf(what, sizeof what, "N %d C %d n %d", N, C, n);
+        std::vector<int> rows((size_t)n);
+        for (int r = 0; r < n; r++) rows[(size_t)r] = (r * 7 + r / 3) % N;
+        if (n > 2) rows[(size_t)n - 1] = rows[0];  // a repeat even where the pattern has none
+        const size_t nin = (size_t)N * C, nout = (size_t)n * C;
+        const Vec x = rnd(nin, 60 + (uint32_t)nout), g = rnd(nout, 61 + (uint32_t)nout), d0 = rnd(nin, 62);
+        Vec out(nout), din = d0;
+        gather_rows_forward(out.data(), x.data(), rows.data(), n, C);
+        gather_rows_backward(din.data(), g.data(), rows.data(), n, C);
+        for (size_t i = 0; i < nout; i++)  // the CPU twin itself: row r of out is row rows[r] of x
+            cr_assert_eq(out[i], x[(size_t)rows[i / C] * C + i % C], "%s: CPU forward item %zu", what, i);
+
+        Dev dx(x), dout(nout), dg(g), dd(d0), drows(rows.size());
+        const int *rp = put_ints(drows, rows);
+        gather_rows_forward_cuda(dout.p, dx.p, rp, n, C, 0);
+        check_bits("gather_rows", what, dout.get(), out);
+        auto run = [&] {  // accumulates onto d0
+            dd.put(d0);
+            gather_rows_backward_cuda(dd.p, dg.p, rp, n, C, 0);
+            return dd.get();
+        };
+        check_bits("gather_rows", what, run(), din);
+        expect_schedule_independent(run, what);
+    }
+}
+
+// ---- cross entropy: wide logits (|z| up to 30) so the max shift matters ----
+Test(cuda_loss, cross_entropy_forward_backward) {
+    static const int SHAPES[][2] = {{1, 1}, {1, 2}, {3, 10}, {32, 527}, {257, 7}, {5, 1000}};  // B, n
+    for (const auto &s : SHAPES) {
+        const int B = s[0], n = s[1];
+        char what[64];
+        snprintf(what, sizeof what, "B %d n %d", B, n);
+        const size_t nz = (size_t)B * n;
+        const Vec z = random_vec(nz, -30.0f, 30.0f, 70 + (uint32_t)nz), d0 = rnd(nz, 71 + (uint32_t)nz);
+        std::vector<int> labels((size_t)B);
+        for (int b = 0; b < B; b++) labels[(size_t)b] = (b * 31 + 5) % n;
+        const float dloss = 0.7f;
+        const float loss = cross_entropy_forward(z.data(), labels.data(), B, n);
+        Vec dz = d0;
+        cross_entropy_backward(dz.data(), dloss, z.data(), labels.data(), B, n);
+
+        Dev dlogits(z), dlab(labels.size()), dl(1), dws(cross_entropy_ws_floats_cuda(B)), dd(d0), ddl(Vec{dloss});
+        const int *lp = put_ints(dlab, labels);
+        auto fwd = [&] {
+            cross_entropy_forward_cuda(dl.p, dws.p, dlogits.p, lp, B, n, 0);
+            return dl.get();
+        };
+        auto bwd = [&] {
+            dd.put(d0);
+            cross_entropy_backward_cuda(dd.p, ddl.p, dlogits.p, lp, B, n, 0);
+            return dd.get();
+        };
+        expect_close(fwd(), Vec{loss}, "cross_entropy", what);
+        expect_close(bwd(), dz, "cross_entropy", what);
+        expect_schedule_independent(fwd, what);
+        expect_schedule_independent(bwd, what);
+    }
+}
+
+Test(cuda_loss, cross_entropy_empty_batch) {
+    Dev dl(Vec{42.0f}), dws(1);
+    cross_entropy_forward_cuda(dl.p, dws.p, nullptr, nullptr, 0, 10, 0);
+    cr_assert_eq(dl.get()[0], 0.0f, "no rows: loss 0, as on the CPU");
+}
+
+// ---- mean squared error: the backward is exact, so bit-identical ----
+Test(cuda_loss, mse_forward_backward) {
+    static const int SHAPES[][2] = {{1, 1}, {1, 240}, {37, 240}, {300, 480}, {1000, 7}, {0, 5}};  // N, C
+    for (const auto &s : SHAPES) {
+        const size_t N = (size_t)s[0];
+        const int C = s[1];
+        char what[64];
+        snprintf(what, sizeof what, "N %zu C %d", N, C);
+        const size_t n = N * C;
+        const Vec pred = rnd(n, 80 + (uint32_t)n), target = rnd(n, 81 + (uint32_t)n), d0 = rnd(n, 82 + (uint32_t)n);
+        const float dloss = 0.7f;
+        const float loss = mse_forward(pred.data(), target.data(), N, C);
+        Vec dpred = d0;
+        mse_backward(dpred.data(), dloss, pred.data(), target.data(), N, C);
+
+        Dev dp(pred), dt(target), dl(1), dws(mse_ws_floats_cuda(N, C)), dd(d0), ddl(Vec{dloss});
+        auto fwd = [&] {
+            mse_forward_cuda(dl.p, dws.p, dp.p, dt.p, N, C, 0);
+            return dl.get();
+        };
+        expect_close(fwd(), Vec{loss}, "mse", what);
+        expect_schedule_independent(fwd, what);
+        mse_backward_cuda(dd.p, ddl.p, dp.p, dt.p, N, C, 0);
+        check_bits("mse", what, dd.get(), dpred);
     }
 }

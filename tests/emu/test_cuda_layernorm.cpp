@@ -21,6 +21,9 @@ static double expect_close_nc(const Vec &got, const Vec &ref, const char *op, co
 }
 
 // Inputs of one shape: rows with a nonzero mean and varied spread, weight around 1, small bias.
+// File-local types: every test file is linked into one binary (one definition rule).
+namespace {
+
 struct Inputs {
     size_t N;
     int C;
@@ -35,6 +38,7 @@ struct Inputs {
         bias = random_vec((size_t)C, -0.5f, 0.5f, s + 4);
     }
 };
+}  // namespace
 
 static void check_forward(size_t N, int C) {
     Inputs in(N, C);
@@ -110,11 +114,11 @@ static Vec backward_runs(const Inputs &in, const Vec &dout, int runs, uint64_t s
     layernorm_forward(out.data(), mean.data(), rstd.data(), in.inp.data(), in.weight.data(), in.bias.data(), N, C);
     Dev d_dinp(Vec(N * C, 0.0f)), d_dw(Vec((size_t)C, 0.0f)), d_db(Vec((size_t)C, 0.0f)), d_dout(dout),
         d_inp(in.inp), d_w(in.weight), d_mean(mean), d_rstd(rstd), d_ws(layernorm_backward_ws_floats_cuda(N, C));
-    avt_emu_set_seed(seed);
+    SET_SCHEDULE(seed);
     for (int i = 0; i < runs; i++)
         layernorm_backward_cuda(d_dinp.p, d_dw.p, d_db.p, d_ws.p, d_dout.p, d_inp.p, d_w.p, d_mean.p, d_rstd.p, N, C,
                                 0);
-    avt_emu_set_seed(1);
+    SET_SCHEDULE(1);
     return concat_outputs({&d_dinp, &d_dw, &d_db});
 }
 
