@@ -32,8 +32,8 @@ struct AttCase {
     Vec q, k, v, dout;
     explicit AttCase(const AttShape &sh)
         : s(sh), nq((size_t)sh.B * sh.T * sh.NH * sh.HS), natt((size_t)sh.B * sh.NH * sh.T * sh.T),
-          q(bench_random(nq, -2.0f, 2.0f, 11)), k(bench_random(nq, -2.0f, 2.0f, 12)),
-          v(bench_random(nq, -1.0f, 1.0f, 13)), dout(bench_random(nq, -1.0f, 1.0f, 14)) {}
+          q(random_vec(nq, -2.0f, 2.0f, 11)), k(random_vec(nq, -2.0f, 2.0f, 12)),
+          v(random_vec(nq, -1.0f, 1.0f, 13)), dout(random_vec(nq, -1.0f, 1.0f, 14)) {}
     // Visible query-key pairs of the causal mask, over all batches and heads.
     double pairs() const { return (double)s.B * s.NH * s.T * (s.T + 1) / 2.0; }
 };
@@ -41,7 +41,7 @@ struct AttCase {
 // Its device copies and outputs (a device or the emulator only).
 struct AttDev {
     AttShape s;
-    DevBuf q, k, v, out, att, dout, dq, dk, dv, ws;
+    Dev q, k, v, out, att, dout, dq, dk, dv, ws;
     explicit AttDev(const AttCase &c)
         : s(c.s), q(c.q), k(c.k), v(c.v), out(c.nq), att(c.natt), dout(c.dout), dq(c.nq), dk(c.nq), dv(c.nq),
           ws(attention_backward_ws_floats_cuda(c.s.B, c.s.T, c.s.T, c.s.NH)) {}
@@ -90,7 +90,7 @@ static void run_backward(AttDev &d, DropoutKey drop) {
 }
 
 // The cuDNN baseline; returns 0, or -1 with the reason in err.
-static int run_cudnn(AttDev &d, DevBuf &ws, AvtErr *err) {
+static int run_cudnn(AttDev &d, Dev &ws, AvtErr *err) {
     const AttShape &s = d.s;
     return attention_forward_cudnn(d.out.p, ws.p, d.q.p, d.k.p, d.v.p, 1, s.B, s.T, s.T, s.NH, s.HS, 0, err);
 }
@@ -116,7 +116,7 @@ static void validate(const AttCase &c, AttDev &d) {
             bench_check("attention", what, d.out, out);
         }
         if (p == 0.0f) {
-            DevBuf ws(attention_cudnn_ws_floats(s.B, s.T, s.T, s.NH, s.HS));
+            Dev ws(attention_cudnn_ws_floats(s.B, s.T, s.T, s.NH, s.HS));
             AvtErr err;
             if (run_cudnn(d, ws, &err) == 0)
                 bench_check("attention_cudnn", "cuDNN SDPA p 0.0: out", d.out, out);
@@ -126,7 +126,7 @@ static void validate(const AttCase &c, AttDev &d) {
             Vec dq, dk, dv;
             cpu_backward(dq, dk, dv, c, att, att_drop(p));
             d.att.put(att);
-            for (DevBuf *g : {&d.dq, &d.dk, &d.dv}) g->put(Vec(c.nq, 0.0f));
+            for (Dev *g : {&d.dq, &d.dk, &d.dv}) g->put(Vec(c.nq, 0.0f));
             run_backward(d, att_drop(p));
             bench_check("attention", "backward p 0.1: dq", d.dq, dq);
             bench_check("attention", "backward p 0.1: dk", d.dk, dk);
@@ -155,7 +155,7 @@ static void time_gpu(const AttCase &c, AttDev &d) {
     title(t, sizeof t, s);
     bench_table(t, BENCH_FLOPS);
     const double flops = 4.0 * c.pairs() * s.HS;
-    DevBuf ws(attention_cudnn_ws_floats(s.B, s.T, s.T, s.NH, s.HS));
+    Dev ws(attention_cudnn_ws_floats(s.B, s.T, s.T, s.NH, s.HS));
     AvtErr err;
     double base = 0.0;
     if (run_cudnn(d, ws, &err) == 0) {

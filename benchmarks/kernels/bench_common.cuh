@@ -21,7 +21,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "kernels/cuda/kernels.cuh"
+#include "tests/emu/cuda_buf.h"
 #include "tests/emu/cuda_tol.h"
 extern "C" {
 #include "kernels/cpu/kernels.h"
@@ -37,8 +37,6 @@ extern "C" void attention_forward_cuda_v1(float *out, float *att, const float *q
 #define BENCH_CPU_MIN_REPS 3
 #define BENCH_CPU_MAX_REPS 11
 #define BENCH_CPU_BUDGET_US 1e6  // CPU: stop adding repetitions (past the minimum) after this much time
-
-typedef std::vector<float> Vec;
 
 enum BenchMode { BENCH_GPU, BENCH_CPU, BENCH_EMU };
 enum BenchUnit { BENCH_BYTES, BENCH_FLOPS };  // what a row's amount counts: GB/s or FLOP/s
@@ -68,39 +66,10 @@ static inline BenchMode bench_start(const char *family) {
     return bench_mode_now;
 }
 
-// Uniform in [lo, hi) from a fixed LCG (the tests' generator).
-static inline Vec bench_random(size_t n, float lo, float hi, uint32_t seed) {
-    Vec v(n);
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        v[i] = lo + (hi - lo) * (float)(seed >> 8) / 16777216.0f;
-    }
-    return v;
-}
-
-// A device array of floats, freed at scope exit.
-struct DevBuf {
-    float *p = nullptr;
-    size_t n = 0;
-    explicit DevBuf(size_t count) : n(count) { cuda_check(cudaMalloc(&p, (n ? n : 1) * sizeof(float))); }
-    explicit DevBuf(const Vec &h) : DevBuf(h.size()) { put(h); }
-    ~DevBuf() { cuda_check(cudaFree(p)); }
-    DevBuf(const DevBuf &) = delete;
-    DevBuf &operator=(const DevBuf &) = delete;
-    void put(const Vec &h) {
-        if (n) cuda_check(cudaMemcpy(p, h.data(), n * sizeof(float), cudaMemcpyHostToDevice));
-    }
-    Vec get() const {
-        Vec h(n);
-        cuda_check(cudaDeviceSynchronize());
-        if (n) cuda_check(cudaMemcpy(h.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost));
-        return h;
-    }
-};
 
 // got (device) against ref (CPU) under the op's CUDA_TOL row: max |got - ref| <= atol + rtol * max |ref|, NaN only
 // where the CPU has NaN. Prints one line; exits 1 on a mismatch.
-static inline void bench_check(const char *op, const char *what, const DevBuf &got_dev, const Vec &ref) {
+static inline void bench_check(const char *op, const char *what, const Dev &got_dev, const Vec &ref) {
     const CudaTol *tol = cuda_tol(op);
     if (!tol) avt_fatal("no CUDA_TOL row for %s (tests/emu/cuda_tol.h)", op);
     const Vec got = got_dev.get();

@@ -20,7 +20,7 @@ struct EwOp {
     const char *name, *tol;
     double bytes;
     std::function<void()> cpu, gpu;
-    std::vector<std::pair<const Vec *, const DevBuf *>> outputs;
+    std::vector<std::pair<const Vec *, const Dev *>> outputs;
 };
 
 int main(void) {
@@ -30,14 +30,14 @@ int main(void) {
         const size_t N = (size_t)s.B * s.T, n = N * (size_t)s.d, nh = 4 * n;  // nh: the hidden layer (N, 4d)
         const DropoutKey drop{0xfeedfacecafebeefull, 5u, 9u, 0.1f};
         // Host inputs, CPU outputs (h_*), and their device twins (d_*), allocated only with a device.
-        const Vec x = bench_random(nh, -1.0f, 1.0f, 31), g = bench_random(nh, -1.0f, 1.0f, 32),
-                  a = bench_random(n, -1.0f, 1.0f, 33), b = bench_random(n, -1.0f, 1.0f, 34),
-                  g2 = bench_random(2 * n, -1.0f, 1.0f, 35), acc = bench_random(nh, -0.5f, 0.5f, 36);
+        const Vec x = random_vec(nh, -1.0f, 1.0f, 31), g = random_vec(nh, -1.0f, 1.0f, 32),
+                  a = random_vec(n, -1.0f, 1.0f, 33), b = random_vec(n, -1.0f, 1.0f, 34),
+                  g2 = random_vec(2 * n, -1.0f, 1.0f, 35), acc = random_vec(nh, -0.5f, 0.5f, 36);
         Vec pe((size_t)(s.T + 1) * s.d);
         sinusoid_table(pe.data(), s.T, s.d);
         Vec h_relu(nh), h_drelu, h_add(n), h_drop(nh), h_ddrop, h_cat(2 * n), h_da, h_db, h_emb(n), h_demb;
-        auto make = [&](const Vec &h) { return dev ? new DevBuf(h) : nullptr; };
-        std::unique_ptr<DevBuf> d_x(make(x)), d_g(make(g)), d_a(make(a)), d_b(make(b)), d_g2(make(g2)),
+        auto make = [&](const Vec &h) { return dev ? new Dev(h) : nullptr; };
+        std::unique_ptr<Dev> d_x(make(x)), d_g(make(g)), d_a(make(a)), d_b(make(b)), d_g2(make(g2)),
             d_pe(make(pe)), d_relu(make(h_relu)), d_drelu(make(acc)), d_add(make(h_add)), d_drop(make(h_drop)),
             d_ddrop(make(acc)), d_cat(make(h_cat)), d_da(make(a)), d_db(make(b)), d_emb(make(h_emb)),
             d_demb(make(a));

@@ -21,9 +21,9 @@ struct LnCase {
     size_t n;
     Vec inp, weight, bias, dout, dinp0;
     explicit LnCase(const LnShape &sh)
-        : s(sh), n(sh.N * (size_t)sh.C), inp(bench_random(n, -3.0f, 5.0f, 21)),
-          weight(bench_random((size_t)sh.C, 0.5f, 1.5f, 22)), bias(bench_random((size_t)sh.C, -0.5f, 0.5f, 23)),
-          dout(bench_random(n, -1.0f, 1.0f, 24)), dinp0(bench_random(n, -0.5f, 0.5f, 25)) {}
+        : s(sh), n(sh.N * (size_t)sh.C), inp(random_vec(n, -3.0f, 5.0f, 21)),
+          weight(random_vec((size_t)sh.C, 0.5f, 1.5f, 22)), bias(random_vec((size_t)sh.C, -0.5f, 0.5f, 23)),
+          dout(random_vec(n, -1.0f, 1.0f, 24)), dinp0(random_vec(n, -0.5f, 0.5f, 25)) {}
     double fwd_bytes() const { return 4.0 * (2.0 * (double)n + 2.0 * (double)s.N); }
     double bwd_bytes() const { return 4.0 * (4.0 * (double)n + 2.0 * (double)s.N); }
 };
@@ -64,7 +64,7 @@ int main(void) {
         bench_validating(t);
         cpu_forward(out, mean, rstd, c);
         cpu_backward(dinp, dw, db, ws, c, mean, rstd);
-        DevBuf d_inp(c.inp), d_w(c.weight), d_b(c.bias), d_dout(c.dout), d_out(c.n), d_mean(s.N), d_rstd(s.N),
+        Dev d_inp(c.inp), d_w(c.weight), d_b(c.bias), d_dout(c.dout), d_out(c.n), d_mean(s.N), d_rstd(s.N),
             d_dinp(c.dinp0), d_dw(Vec((size_t)s.C, 0.0f)), d_db(Vec((size_t)s.C, 0.0f)),
             d_ws(layernorm_backward_ws_floats_cuda(s.N, s.C));
         auto fwd = [&] { layernorm_forward_cuda(d_out.p, d_mean.p, d_rstd.p, d_inp.p, d_w.p, d_b.p, s.N, s.C, 0); };

@@ -58,10 +58,10 @@ int main(void) {
     for (const LinShape &s : mode == BENCH_EMU ? EMU_SHAPES : SHAPES) {
         const size_t ni = s.N * (size_t)s.C, no = s.N * (size_t)s.OC, nw = (size_t)s.OC * s.C;
         const double flops = 2.0 * (double)s.N * s.C * s.OC;
-        const Vec inp = bench_random(ni, -1.0f, 1.0f, 51), w = bench_random(nw, -0.1f, 0.1f, 52),
-                  bias = bench_random((size_t)s.OC, -0.1f, 0.1f, 53), dout = bench_random(no, -1.0f, 1.0f, 54),
-                  dinp0 = bench_random(ni, -0.5f, 0.5f, 55), dw0 = bench_random(nw, -0.5f, 0.5f, 56),
-                  db0 = bench_random((size_t)s.OC, -0.5f, 0.5f, 57);
+        const Vec inp = random_vec(ni, -1.0f, 1.0f, 51), w = random_vec(nw, -0.1f, 0.1f, 52),
+                  bias = random_vec((size_t)s.OC, -0.1f, 0.1f, 53), dout = random_vec(no, -1.0f, 1.0f, 54),
+                  dinp0 = random_vec(ni, -0.5f, 0.5f, 55), dw0 = random_vec(nw, -0.5f, 0.5f, 56),
+                  db0 = random_vec((size_t)s.OC, -0.5f, 0.5f, 57);
         Vec out(no), dinp = dinp0, dw = dw0, db = db0;
         char t[128];
         snprintf(t, sizeof t, "%s: N %zu C %d OC %d", s.name, s.N, s.C, s.OC);
@@ -78,7 +78,7 @@ int main(void) {
             continue;
         }
         bench_validating(t);
-        DevBuf d_inp(inp), d_w(w), d_bias(bias), d_dout(dout), d_out(no), d_dinp(dinp0), d_dw(dw0), d_db(db0),
+        Dev d_inp(inp), d_w(w), d_bias(bias), d_dout(dout), d_out(no), d_dinp(dinp0), d_dw(dw0), d_db(db0),
             d_ws(linear_backward_ws_floats_cuda(s.N, s.OC));
         auto fwd = [&] { linear_forward_cuda(d_out.p, d_inp.p, d_w.p, d_bias.p, s.N, s.C, s.OC, 0); };
         auto bwd = [&] {

@@ -11,8 +11,8 @@ int main(void) {
     const size_t n = mode == BENCH_EMU ? OPT_N_EMU : OPT_N_BASE;
     const BertAdamHyper h = {0.9, 0.999, 1e-6f, 0.01f, 1.0f, 1.0f};
     const float lr = 1e-4f;
-    const Vec p0 = bench_random(n, -0.1f, 0.1f, 41), m0 = bench_random(n, -1e-3f, 1e-3f, 42),
-              v0 = bench_random(n, 0.0f, 1e-5f, 43), g = bench_random(n, -1e-2f, 1e-2f, 44);
+    const Vec p0 = random_vec(n, -0.1f, 0.1f, 41), m0 = random_vec(n, -1e-3f, 1e-3f, 42),
+              v0 = random_vec(n, 0.0f, 1e-5f, 43), g = random_vec(n, -1e-2f, 1e-2f, 44);
     // The update's clip inputs: this tensor's sum of squares, and a larger global one (so both clips act).
     Vec sq(1), gsq(1);
     sum_squares(sq.data(), g.data(), n);
@@ -31,7 +31,7 @@ int main(void) {
         return 0;
     }
     bench_validating(t);
-    DevBuf d_g(g), d_p(p0), d_m(m0), d_v(v0), d_sq(1), d_gsq(gsq), d_ws(sum_squares_ws_floats_cuda(n));
+    Dev d_g(g), d_p(p0), d_m(m0), d_v(v0), d_sq(1), d_gsq(gsq), d_ws(sum_squares_ws_floats_cuda(n));
     auto sumsq = [&] { sum_squares_cuda(d_sq.p, d_ws.p, d_g.p, n, 0); };
     auto update = [&] { bertadam_update_cuda(d_p.p, d_m.p, d_v.p, d_g.p, d_sq.p, d_gsq.p, h, lr, n, 0); };
     sumsq();

@@ -8,7 +8,7 @@
 BK_DIR      := $(BUILD)/bench_kernels
 BK_NAMES    := layernorm attention linear elementwise optim
 BK_OLD      := attention_v1
-BK_HDRS     := benchmarks/kernels/bench_common.cuh tests/emu/cuda_tol.h
+BK_HDRS     := benchmarks/kernels/bench_common.cuh tests/emu/cuda_tol.h tests/emu/cuda_buf.h
 BK_OPENMP   := $(filter -fopenmp,$(CFLAGS))
 
 .PHONY: bench-kernels bench-kernels-emu

@@ -1,4 +1,5 @@
-// Shared pieces of the CUDA-vs-CPU kernel tests: host vectors from a fixed generator, and device buffers.
+// Shared pieces of the CUDA-vs-CPU kernel tests: the tolerance check and the schedule-independence check (host
+// vectors and device buffers are in tests/emu/cuda_buf.h).
 #ifndef AVT_CUDA_TEST_H
 #define AVT_CUDA_TEST_H
 
@@ -11,43 +12,11 @@
 #include <initializer_list>
 #include <vector>
 
-#include "kernels/cuda/kernels.cuh"
+#include "tests/emu/cuda_buf.h"
 #include "tests/emu/cuda_tol.h"
 extern "C" {
 #include "kernels/cpu/kernels.h"
 }
-
-typedef std::vector<float> Vec;
-
-// Uniform in [lo, hi) from a fixed LCG.
-static inline Vec random_vec(size_t n, float lo, float hi, uint32_t seed) {
-    Vec v(n);
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        v[i] = lo + (hi - lo) * (float)(seed >> 8) / 16777216.0f;
-    }
-    return v;
-}
-
-// A device copy of a host vector, freed at scope exit.
-struct Dev {
-    float *p = nullptr;
-    size_t n = 0;
-    explicit Dev(size_t count) : n(count) { cuda_check(cudaMalloc(&p, (n ? n : 1) * sizeof(float))); }
-    explicit Dev(const Vec &h) : Dev(h.size()) { put(h); }
-    ~Dev() { cuda_check(cudaFree(p)); }
-    Dev(const Dev &) = delete;
-    Dev &operator=(const Dev &) = delete;
-    void put(const Vec &h) {
-        if (n) cuda_check(cudaMemcpy(p, h.data(), n * sizeof(float), cudaMemcpyHostToDevice));
-    }
-    Vec get() const { // after every launch on any stream has finished
-        Vec h(n);
-        cuda_check(cudaDeviceSynchronize());
-        if (n) cuda_check(cudaMemcpy(h.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost));
-        return h;
-    }
-};
 
 // Asserts max |got - ref| <= atol + rtol * max |ref| under the op's CUDA_TOL row, with NaN only where the CPU has
 // NaN; `what` names the case in messages. AVT_CUDA_TOL_REPORT=1 prints every measured error. Returns the error.
