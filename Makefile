@@ -251,3 +251,38 @@ $(BUILD)/avt $(BUILD)/bench_train: $(AVT_CUDA_OBJ)
 $(BUILD)/avt $(BUILD)/bench_train: LDLIBS += $(if $(AVT_CUDA_OBJ),$(BUILD)/libavt.a $(AVT_CUDA_LIBS))
 .PHONY: test-gpu
 include benchmarks/kernels/kernels.mk
+
+# ==== MPI: data-parallel runs (engine/dist.c; gradients in device memory go through engine/dist_nccl.cu) ========
+# This block sits after the rules on purpose: a rule above `all:` would become the default goal.
+# A real probe (MPI_Init + MPI_Allreduce, compiled and linked) with the flags the MPI compiler wrapper reports
+# (OpenMPI's `mpicc --showme`; set MPI_CFLAGS and MPI_LIBS by hand for another MPI). Found: dist.c is compiled with
+# -DAVT_HAVE_MPI, avt, the tests and the benchmarks link MPI, and `make test` builds $(BUILD)/dist_check, the
+# multi-process program that tests/test_dist.c runs under mpirun. Not found: avt runs single-process only.
+MPICC ?= mpicc
+ifeq ($(origin MPI_LIBS),undefined)
+  MPI_CFLAGS := $(shell $(MPICC) --showme:compile 2>/dev/null)
+  MPI_LIBS   := $(shell $(MPICC) --showme:link 2>/dev/null)
+endif
+define MPI_PROG
+#include <mpi.h>
+int main(void) {
+    float x = 1;
+    MPI_Init(NULL, NULL);
+    MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    return MPI_Finalize();
+}
+endef
+ifneq ($(MAKECMDGOALS),clean)
+  HAVE_MPI := $(if $(MPI_LIBS),$(call probe,MPI_PROG,$(MPI_CFLAGS) $(MPI_LIBS)))
+endif
+ifeq ($(HAVE_MPI),yes)
+  $(info [avt] MPI ............... found ($(MPI_LIBS)): multi-process training under mpirun/srun)
+  LDLIBS += $(MPI_LIBS)
+$(BUILD)/engine/dist.o $(BUILD)/tests/mpi/dist_check.o: CFLAGS += -DAVT_HAVE_MPI $(MPI_CFLAGS)
+$(BUILD)/dist_check: $(BUILD)/tests/mpi/dist_check.o $(BUILD)/libavt.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+test: $(BUILD)/dist_check
+else ifneq ($(MAKECMDGOALS),clean)
+  $(info [avt] MPI ............... not found ($(MPICC) --showme, mpi.h + MPI_Init/MPI_Allreduce): avt runs single-process only (apt-get install libopenmpi-dev openmpi-bin))
+endif
+$(BUILD)/cuda/engine/dist_nccl.o: engine/dist.h

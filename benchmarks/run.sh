@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# CPU benchmark: one pretraining training step (forward + backward, base config, batch 64, T 100, dropout on)
-# of avt and of the PyTorch twin (tests/reference/avt_ref.py) on the same cores in the same run, then the
-# throughput of `avt embed --list`. Prints both step times and the ratio.
+# CPU benchmark, avt against the PyTorch twin (tests/reference/avt_ref.py) on the same cores in the same run:
+# 1. one training step (forward + backward, base config, batch 64, T 100, dropout on);
+# 2. the whole pretraining loop on the same synthetic corpus (data, masking, step, clip, BertAdam): utterances/s of
+#    `avt pretrain` against the twin's loop (benchmarks/bench_pretrain_torch.py);
+# 3. the throughput of `avt embed --list`.
 #
 # usage: benchmarks/run.sh [STEPS]        (default 100; env THREADS = cores to use, default all)
 set -euo pipefail
@@ -39,9 +41,29 @@ printf '%-34s %10s %10s\n' "PyTorch twin, OMP_WAIT_POLICY=PASSIVE" "$tp_med" "$t
 awk -v t="$torch_med" -v a="$avt_med" 'BEGIN {printf "ratio: avt is %.2fx faster than PyTorch (best PyTorch median / avt median)\n", t / a}'
 
 echo
-echo "== avt embed --list: base config, 256 utterances of 25 steps (5 s), batch 8, $THREADS threads =="
+echo "== pretraining loop: base config, batch 64, T 100, $STEPS steps on a 300-utterance corpus, $THREADS threads =="
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+"$PYTHON" tools/make_corpus.py --out "$tmp/corpus" --utterances 300 --speakers 20 >/dev/null
+"$BUILD/avt" prepare --from-csv "$tmp/corpus/metadata.csv" --out "$tmp/shards" --threads "$THREADS" 2>/dev/null
+"$BUILD/avt" pretrain --config base --data "$tmp/shards" --out "$tmp/run" --batch 64 --epochs 1000 --val 0 \
+    --max-steps $((STEPS + 1)) --threads "$THREADS" 2>/dev/null
+# the median step time of the log, the first (warm-up) step left out
+avt_ms=$(awk -F, 'NR > 2 && $3 != "" {print $6}' "$tmp/run/log.csv" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+t_active=$("$PYTHON" benchmarks/bench_pretrain_torch.py "$tmp/corpus/metadata.csv" --steps "$STEPS" --threads "$THREADS")
+t_passive=$(OMP_WAIT_POLICY=PASSIVE "$PYTHON" benchmarks/bench_pretrain_torch.py "$tmp/corpus/metadata.csv" \
+    --steps "$STEPS" --threads "$THREADS")
+read -r _ ta_ms _ <<<"$t_active"
+read -r _ tp_ms _ <<<"$t_passive"
+torch_ms=$(awk -v a="$ta_ms" -v b="$tp_ms" 'BEGIN {print (a < b) ? a : b}')
+printf '%-34s %10s %12s\n' "" "median ms" "utterances/s"
+awk -v m="$avt_ms" 'BEGIN {printf "%-34s %10.1f %12.2f\n", "avt pretrain (C, CPU)", m, 64000 / m}'
+awk -v m="$ta_ms" 'BEGIN {printf "%-34s %10.1f %12.2f\n", "PyTorch twin loop", m, 64000 / m}'
+awk -v m="$tp_ms" 'BEGIN {printf "%-34s %10.1f %12.2f\n", "PyTorch twin loop, PASSIVE", m, 64000 / m}'
+awk -v t="$torch_ms" -v a="$avt_ms" 'BEGIN {printf "ratio: avt pretrain is %.2fx faster than the PyTorch loop (utterances/s)\n", t / a}'
+
+echo
+echo "== avt embed --list: base config, 256 utterances of 25 steps (5 s), batch 8, $THREADS threads =="
 "$BUILD/avt" init --config base --seed 1 --out "$tmp/base.safetensors" >/dev/null
 "$PYTHON" - "$tmp" <<'PY'
 import sys, numpy as np

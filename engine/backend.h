@@ -20,6 +20,8 @@ typedef enum { ATTN_AVT, ATTN_CUDNN } AttentionImpl;
 typedef struct Backend {
     const char *name;      // "cpu", "cuda"
     int host_memory;       // pointers are host pointers (no copies needed to read them)
+    void *stream;          // the cudaStream_t every kernel and copy is queued on (NULL on cpu): collectives on
+                           // the backend's memory (engine/dist_nccl.cu) are queued behind them
 
     // ---- memory ----
     void *(*alloc)(size_t bytes);                          // fatal on failure; at least 16-byte aligned

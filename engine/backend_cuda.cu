@@ -131,6 +131,7 @@ static Backend make_backend(void) {
     Backend b = {};
     b.name = "cuda";
     b.host_memory = 0;
+    b.stream = stream;
     b.alloc = cu_alloc;
     b.release = cu_release;
     b.upload = cu_upload;
@@ -182,7 +183,8 @@ extern "C" const Backend *backend_cuda_open(AvtErr *err) {
     if (e != cudaSuccess || n == 0)
         return avt_err_set(err, "--device cuda: no CUDA device (%s)",
                            e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found none"), nullptr;
-    cuda_check(cudaSetDevice(0));
+    // one GPU per process of a data-parallel run, by its rank on the node (device 0 when run alone)
+    cuda_check(cudaSetDevice(avt_local_rank() % n));
     cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     backend = make_backend();
     return &backend;

@@ -6,24 +6,43 @@
 #include <string.h>
 #include <unistd.h>
 
-void avt_die(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("avt: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
+static AvtDieHook die_hook;
+
+void avt_set_die_hook(AvtDieHook hook) { die_hook = hook; }
+
+// Messages are formatted first so that the hook gets the whole line (4 KiB is more than any of ours).
+AVT_NORETURN static void die_with(const char *msg) {
+    if (die_hook) die_hook(msg);
+    fprintf(stderr, "avt: %s\n", msg);
     exit(1);
 }
 
-void avt_fatal_at(const char *file, int line, const char *fmt, ...) {
+void avt_die(const char *fmt, ...) {
+    char msg[4096];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "avt: %s:%d: ", file, line);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    exit(1);
+    die_with(msg);
+}
+
+void avt_fatal_at(const char *file, int line, const char *fmt, ...) {
+    char msg[4096];
+    const int n = snprintf(msg, sizeof msg, "%s:%d: ", file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    die_with(msg);
+}
+
+int avt_local_rank(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v) return atoi(v);
+    }
+    return 0;
 }
 
 void *malloc_check_at(size_t bytes, const char *file, int line) {

@@ -20,6 +20,15 @@ AVT_NORETURN void avt_die(const char *fmt, ...) AVT_PRINTF(1, 2);
 AVT_NORETURN void avt_fatal_at(const char *file, int line, const char *fmt, ...) AVT_PRINTF(3, 4);
 #define avt_fatal(...) avt_fatal_at(__FILE__, __LINE__, __VA_ARGS__)
 
+// A multi-process run (engine/dist.c) sets a hook that avt_die and avt_fatal hand their formatted message to
+// instead of printing it and exiting alone: it names the rank and ends the whole job, so the other ranks stop
+// rather than wait forever in a collective. NULL (the default) restores the plain "avt: <message>", exit(1).
+typedef void (*AvtDieHook)(const char *msg);
+void avt_set_die_hook(AvtDieHook hook);
+// This process's rank on its node as the launcher set it (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID, MPI_LOCALRANKID),
+// 0 outside a launcher: picks the process's GPU (engine/backend_cuda.cu) before any collective exists.
+int avt_local_rank(void);
+
 void *malloc_check_at(size_t bytes, const char *file, int line);
 void *calloc_check_at(size_t n, size_t bytes, const char *file, int line);
 FILE *fopen_check_at(const char *path, const char *mode, const char *file, int line);

@@ -73,6 +73,8 @@ typedef struct {
     int no_grad;          // inference: record nothing, allocate no gradients
     uint64_t seed;        // dropout stream of this step
     uint32_t step;
+    uint64_t sample0;     // global index of this graph's first sample (data parallel: rank * local batch), so
+                          // dropout draws what one process would draw for the whole global batch
 } Graph;
 
 void graph_init(Graph *g, int max_nodes, const Backend *be);
@@ -82,6 +84,9 @@ void graph_plan_begin(Graph *g);         // next build + backward only measures
 void graph_plan_end(Graph *g);           // allocate the measured arenas
 int graph_planned(const Graph *g);       // arenas allocated
 void graph_backward(Graph *g, Tensor *loss);
+// The same with d(objective)/d(loss) = dloss: a data-parallel rank whose loss averages M_r of the global batch's M
+// items passes M_r / M, so that summing the ranks' gradients gives the global batch's gradient.
+void graph_backward_seed(Graph *g, Tensor *loss, float dloss);
 // Time every kernel call by op and direction (off by default; turning it on clears the totals).
 void ops_profile(int on);
 void ops_profile_report(FILE *f, int steps);

@@ -88,8 +88,9 @@ static Node *record(Graph *g, OpKind op, Tensor *out, Tensor *a, Tensor *b, Tens
     return n;
 }
 
-static DropoutKey key_for(const Graph *g, float p, uint32_t site) {
-    DropoutKey k = {g->seed, g->step, site, g->training ? p : 0.0f};
+// The dropout key of a tensor with `per_sample` elements per sample of the batch (dim 0).
+static DropoutKey key_for(const Graph *g, float p, uint32_t site, size_t per_sample) {
+    DropoutKey k = {g->seed, g->step, site, g->training ? p : 0.0f, g->sample0 * per_sample};
     return k;
 }
 
@@ -134,7 +135,7 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int NH, int caus
     int B = q->shape[0], Tq = q->shape[1], Tk = k->shape[1], C = q->shape[2], HS = C / NH;
     if (C % NH) avt_fatal("attention: width %d not divisible by %d heads", C, NH);
     Tensor *out = new_like(g, q, C, rg(q) || rg(k) || rg(v));
-    DropoutKey drop = key_for(g, p, site);
+    DropoutKey drop = key_for(g, p, site, (size_t)NH * Tq * Tk);
     int keep = out->requires_grad; // the probabilities are kept only for a backward
     int cudnn = backend_attention() == ATTN_CUDNN && g->be->attention_forward_cudnn;
     if (cudnn && (keep || drop.p > 0.0f))
@@ -186,7 +187,7 @@ Tensor *op_concat(Graph *g, Tensor *a, Tensor *b) {
 }
 
 Tensor *op_dropout(Graph *g, Tensor *x, float p, uint32_t site) {
-    DropoutKey drop = key_for(g, p, site);
+    DropoutKey drop = key_for(g, p, site, x->size / (size_t)x->shape[0]);
     if (drop.p <= 0.0f) return x; // identity: no copy, no node
     Tensor *out = new_like(g, x, last_dim(x), rg(x));
     COMPUTE(g, OP_DROPOUT, 0) g->be->dropout_forward(out->data, x->data, drop, x->size);
@@ -337,15 +338,16 @@ static void node_backward(const Backend *be, Node *n, float *ws) {
     }
 }
 
-void graph_backward(Graph *g, Tensor *loss) {
+void graph_backward(Graph *g, Tensor *loss) { graph_backward_seed(g, loss, 1.0f); }
+
+void graph_backward_seed(Graph *g, Tensor *loss, float dloss) {
     if (g->no_grad) avt_fatal("graph_backward: the graph was built with no_grad");
     if (!loss->requires_grad) avt_fatal("graph_backward: the loss does not depend on any parameter");
     if (loss->size != 1) avt_fatal("graph_backward: the loss must be a scalar, got %zu elements", loss->size);
     COMPUTE(g, PROF_ZERO_GRAD, 1) {
         // Every activation gradient was carved out of agrad during the forward: zero them in one pass.
-        static const float one = 1.0f;
         g->be->zero(g->agrad.base, g->agrad.used);
-        g->be->upload(loss->grad, &one, sizeof one);
+        g->be->upload(loss->grad, &dloss, sizeof dloss);
     }
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         Node *n = &g->nodes[i];

@@ -15,6 +15,7 @@ typedef struct {
     InitKind init;
     int fan_in, fan_out;
     int buffer;        // saved and loaded, never trained, not counted as a parameter
+    int unused;        // never reached by the forward (proj1, proj2): saved, never updated
 } Param;
 
 typedef struct {

@@ -46,6 +46,10 @@ typedef struct {
     uint32_t step;
     uint32_t site;
     float p;
+    // Element index of this tensor's first element in the whole batch: a data-parallel rank holding samples
+    // [b0, b0 + B) of the global batch passes b0 * (elements per sample), so every rank draws the masks one
+    // process would draw for the same global batch. 0 on a single process.
+    uint64_t offset;
 } DropoutKey;
 
 // The uniform draw for element i of the tensor keyed by (seed, site, step).
@@ -56,10 +60,10 @@ AVT_HD float philox_uniform(uint64_t seed, uint32_t site, uint32_t step, size_t 
     return (float)(r.v[i & 3] >> 8) * (1.0f / 16777216.0f);
 }
 
-// Multiplier for element i: 0 (dropped) or 1/(1-p) (kept).
+// Multiplier for element i of the tensor: 0 (dropped) or 1/(1-p) (kept).
 AVT_HD float dropout_scale(DropoutKey k, size_t i) {
     if (k.p <= 0.0f) return 1.0f;
-    return philox_uniform(k.seed, k.site, k.step, i) >= k.p ? 1.0f / (1.0f - k.p) : 0.0f;
+    return philox_uniform(k.seed, k.site, k.step, k.offset + i) >= k.p ? 1.0f / (1.0f - k.p) : 0.0f;
 }
 
 #endif

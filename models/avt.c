@@ -110,6 +110,7 @@ static void declare(AvtModel *m) {
     declare_encoder(m, ENC_MEM, d2);
     declare_linear(m, &m->proj1, "proj1", d2, d2);
     declare_linear(m, &m->proj2, "proj2", d2, d2);
+    for (int i = m->params.n - 4; m->params.p && i < m->params.n; i++) m->params.p[i].unused = 1;
     declare_linear(m, &m->proj1_a, "proj1_a", d2, d2);
     declare_linear(m, &m->proj2_a, "proj2_a", d2, d2);
     declare_linear(m, &m->proj1_v, "proj1_v", d2, d2);

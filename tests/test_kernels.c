@@ -553,6 +553,38 @@ Test(kernels, dropout_statistics_and_contract) {
     free(x), free(y);
 }
 
+// A data-parallel rank draws, with offset = its first element in the global batch, exactly the global batch's
+// masks for its slice: dropout of a tensor's tail, and attention of a batch's last samples.
+Test(kernels, dropout_offset_is_the_global_slice) {
+    const size_t n = 2006, half = 1003; // the split is off the Philox block of 4
+    float *x = falloc(n), *full = falloc(n), *part = falloc(half);
+    rng_seed(9);
+    fill_uniform(x, n, 0.5f, 1.5f);
+    DropoutKey key = {.seed = 77, .step = 4, .site = 9, .p = 0.3f};
+    dropout_forward(full, x, key, n);
+    key.offset = half;
+    dropout_forward(part, x + half, key, half);
+    cr_assert(memcmp(part, full + half, half * sizeof(float)) == 0, "dropout with an offset is not the tail's mask");
+
+    const int B = 3, NH = 2, T = 13, HS = 8, C = NH * HS, b0 = 1;
+    const size_t per_x = (size_t)T * C, per_att = (size_t)NH * T * T;
+    float *q = falloc(B * per_x), *k = falloc(B * per_x), *v = falloc(B * per_x);
+    float *out = falloc(B * per_x), *att = falloc(B * per_att), *out1 = falloc(B * per_x), *att1 = falloc(B * per_att);
+    fill_uniform(q, B * per_x, -2, 2);
+    fill_uniform(k, B * per_x, -2, 2);
+    fill_uniform(v, B * per_x, -1, 1);
+    DropoutKey drop = {.seed = 5, .step = 2, .site = 1, .p = 0.2f};
+    float *ws = att_ws(T, HS);
+    attention_forward(out, att, ws, q, k, v, drop, 1, B, T, T, NH, HS, kernel_threads());
+    drop.offset = b0 * per_att;
+    attention_forward(out1, att1, ws, q + b0 * per_x, k + b0 * per_x, v + b0 * per_x, drop, 1, B - b0, T, T, NH, HS,
+                      kernel_threads());
+    cr_assert(memcmp(out1, out + b0 * per_x, (B - b0) * per_x * sizeof(float)) == 0,
+              "attention of samples [1, 3) with an offset differs from the whole batch's");
+    free(ws);
+    free(x), free(full), free(part), free(q), free(k), free(v), free(out), free(att), free(out1), free(att1);
+}
+
 Test(kernels, dropout_keys_and_identity) {
     const size_t n = 1003; // not a multiple of 4: the tail block must be handled
     float *x = falloc(n), *y1 = falloc(n), *y2 = falloc(n), *y3 = falloc(n);

@@ -1,6 +1,8 @@
 #include "cli.h"
 
 #include <cblas.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,39 @@ void cli_unknown(const char *cmd, const char *arg) {
     avt_die("%s: unexpected argument '%s' (see avt %s --help)", cmd, arg, cmd);
 }
 
+// An integer field of a config file: *out keeps its value when the key is absent.
+static void config_int(const cJSON *root, const char *path, const char *key, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v) return;
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < 1)
+        avt_die("%s: '%s' must be a positive integer", path, key);
+    *out = (int)v->valuedouble;
+}
+
+// A JSON config as the authors' config/*.json: embed_size, n_code, n_heads (required), audio_dim, video_dim.
+static AvtConfig config_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) avt_die("--config: '%s' is not base, large or tiny, and cannot be opened: %s", path, strerror(errno));
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    int too_long = !feof(f);
+    fclose(f);
+    if (too_long) avt_die("%s: a config file is at most %zu bytes", path, sizeof buf - 1);
+    buf[n] = '\0';
+    cJSON *root = cJSON_Parse(buf);
+    if (!cJSON_IsObject(root)) avt_die("%s: not a JSON object", path);
+    AvtConfig c = AVT_BASE;
+    c.d = c.L = c.NH = 0;
+    config_int(root, path, "embed_size", &c.d);
+    config_int(root, path, "n_code", &c.L);
+    config_int(root, path, "n_heads", &c.NH);
+    config_int(root, path, "audio_dim", &c.d_a);
+    config_int(root, path, "video_dim", &c.d_v);
+    cJSON_Delete(root);
+    if (!c.d || !c.L || !c.NH) avt_die("%s: embed_size, n_code and n_heads are required", path);
+    return c;
+}
+
 AvtConfig cli_config_named(const char *name) {
     if (cli_is(name, "base")) return AVT_BASE;
     if (cli_is(name, "large")) return AVT_LARGE;
@@ -46,7 +81,8 @@ AvtConfig cli_config_named(const char *name) {
         c.d = 24, c.L = 2, c.NH = 4;
         return c;
     }
-    avt_die("--config: unknown config '%s' (base, large or tiny)", name);
+    if (strchr(name, '.') || strchr(name, '/')) return config_file(name);
+    avt_die("--config: unknown config '%s' (base, large, tiny or a .json file)", name);
 }
 
 int cli_config_flag(int argc, char **argv, int *i, AvtConfig *cfg) {
@@ -67,6 +103,15 @@ void cli_set_threads(int n) {
     omp_set_num_threads(n);
 #endif
     openblas_set_num_threads(n);
+}
+
+double cli_real(const char *flag, const char *v, double lo, double hi) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (*v == '\0' || *end != '\0' || errno || !(x >= lo && x <= hi))
+        avt_die("%s %s: expected a number in [%g, %g]", flag, v, lo, hi);
+    return x;
 }
 
 int cli_device_flag(int argc, char **argv, int *i, const char **device) {

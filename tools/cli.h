@@ -8,20 +8,24 @@
 int cmd_info(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);
+int cmd_prepare(int argc, char **argv);
 
 // argv[*i] is a flag that takes a value: return the value and advance, or die naming the flag.
 const char *cli_value(int argc, char **argv, int *i);
 int cli_int(const char *flag, const char *v, int lo, int hi);
 uint64_t cli_u64(const char *flag, const char *v);
+double cli_real(const char *flag, const char *v, double lo, double hi);
 int cli_is(const char *arg, const char *flag);   // exact flag match
 int cli_help(const char *arg);                   // -h / --help
 AVT_NORETURN void cli_unknown(const char *cmd, const char *arg);
 
 // --config NAME and the per-field overrides; returns 1 if argv[*i] was one of them (consumed).
 int cli_config_flag(int argc, char **argv, int *i, AvtConfig *cfg);
-AvtConfig cli_config_named(const char *name);    // base | large | tiny; dies otherwise
+AvtConfig cli_config_named(const char *name);    // base | large | tiny | FILE.json; dies otherwise
 #define CLI_CONFIG_HELP \
-    "  --config NAME       base (d 240, 4 layers, 10 heads), large (384, 8, 12) or tiny (24, 2, 4)\n" \
+    "  --config NAME       base (d 240, 4 layers, 10 heads), large (384, 8, 12), tiny (24, 2, 4), or a JSON\n" \
+    "                      file with embed_size, n_code, n_heads (as the authors' config/*.json)\n" \
     "  --embed-size D      override embed_size (even, divisible by the heads)\n" \
     "  --layers L          override n_code (layers in every encoder)\n" \
     "  --heads H           override n_heads\n" \

@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# A first real run on a small built-in default: a base-config model (fresh initialisation; convert the released
-# base.pt with tools/pt_to_safetensors.py for real embeddings), feature files in the paper's formats (a TRILL-style
-# audio CSV and an OpenFace 2.x CSV, synthetic values), and avt embed on one pair and on a list of pairs.
+# The main job on a small built-in default: a synthetic pretraining corpus in the paper's file formats
+# (tools/make_corpus.py: 300 utterances of 20 speakers, TRILL-style audio CSV + OpenFace 2.x CSV, VoxCeleb2-like
+# tree), packed by `avt prepare`, pretrained with the paper's objective by `avt pretrain` (tiny config) until the
+# validation loss has clearly dropped, then `avt embed` with the trained weights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 D="$BUILD/demo"
+rm -rf "$D"
 mkdir -p "$D"
-"$BUILD/avt" init --config base --seed 0 --out "$D/base.safetensors"
-"$BUILD/avt" info "$D/base.safetensors" | sed -n 1,5p
-"$PYTHON" tools/make_demo_features.py --out "$D" --count 16
-echo
-echo "\$ avt embed --weights $D/base.safetensors --audio $D/utt00.audio.csv --video $D/utt00.openface.csv --out $D/utt00.npy"
-"$BUILD/avt" embed --weights "$D/base.safetensors" --audio "$D/utt00.audio.csv" --video "$D/utt00.openface.csv" \
-    --out "$D/utt00.npy"
-"$PYTHON" -c "import numpy as np; e = np.load('$D/utt00.npy'); print('utt00.npy:', e.shape, e.dtype, 'first values', np.round(e[:4], 4))"
-echo
-echo "\$ avt embed --weights $D/base.safetensors --list $D/pairs.csv --out $D/embeddings"
-"$BUILD/avt" embed --weights "$D/base.safetensors" --list "$D/pairs.csv" --out "$D/embeddings"
+run() {
+    echo "\$ $*"
+    "$@"
+}
+
+run "$PYTHON" tools/make_corpus.py --out "$D/corpus" --utterances 300 --speakers 20
+run "$BUILD/avt" prepare --from-csv "$D/corpus/metadata.csv" --out "$D/shards"
+run "$BUILD/avt" pretrain --config tiny --data "$D/shards" --out "$D/run" --batch 32 --epochs 30 --lr 2e-3 \
+    --val-every 50
+first=$(awk -F, '$7 != "" && NR > 1 {print $7; exit}' "$D/run/log.csv")
+last=$(awk -F, '$7 != "" && NR > 1 {v = $7} END {print v}' "$D/run/log.csv")
+awk -v a="$first" -v b="$last" 'BEGIN {printf "validation loss %.4f -> %.4f (%.0f%% lower)\n", a, b, 100 * (1 - b / a)}'
+echo "loss curve: $D/run/loss.png, log: $D/run/log.csv"
+
+# Embed a few utterances of the corpus with the trained weights.
+ckpt=$(ls -d "$D"/run/ckpt-* | tail -1)
+awk -F, 'NR > 1 && NR <= 9 {n = $1; sub(/\.csv$/, "", n); gsub(/\//, "_", n); print $1 "," $2 "," n}' \
+    "$D/corpus/metadata.csv" | sed "s|^|$D/corpus/|; s|,|,$D/corpus/|" >"$D/pairs.csv"
+run "$BUILD/avt" embed --weights "$ckpt/model.safetensors" --list "$D/pairs.csv" --out "$D/embeddings"

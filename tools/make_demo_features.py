@@ -3,20 +3,12 @@ OpenFace 2.x FeatureExtraction CSVs with their full header (30 fps, so every 6th
 plus a pairs.csv for `avt embed --list`. Values are synthetic; the formats are the real ones."""
 import argparse
 import os
+import sys
 
 import numpy as np
 
-
-def openface_header():
-    cols = ["frame", "face_id", "timestamp", "confidence", "success"]
-    cols += [f"gaze_{e}_{a}" for e in (0, 1) for a in "xyz"] + ["gaze_angle_x", "gaze_angle_y"]
-    cols += [f"eye_lmk_{a}_{i}" for a in ("x", "y", "X", "Y", "Z") for i in range(56)]
-    cols += [f"pose_{a}" for a in ("Tx", "Ty", "Tz", "Rx", "Ry", "Rz")]
-    cols += [f"{a}_{i}" for a in ("x", "y", "X", "Y", "Z") for i in range(68)]
-    cols += ["p_scale", "p_rx", "p_ry", "p_rz", "p_tx", "p_ty"] + [f"p_{i}" for i in range(34)]
-    r = ["01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "20", "23", "25", "26", "45"]
-    c = ["01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "20", "23", "25", "26", "28", "45"]
-    return cols + [f"AU{a}_r" for a in r] + [f"AU{a}_c" for a in c]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tool_util import OPENFACE_HEADER, OPENFACE_OTHER, write_openface_csv  # noqa: E402
 
 
 def main():
@@ -26,7 +18,6 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     rng = np.random.default_rng(0)
-    header = openface_header()
     pairs = []
     for u in range(args.count):
         steps = int(rng.integers(8, 40))  # 1.6 to 8 s
@@ -34,13 +25,9 @@ def main():
         video = os.path.join(args.out, f"utt{u:02d}.openface.csv")
         np.savetxt(audio, rng.standard_normal((steps, 512)).astype(np.float32), delimiter=",", fmt="%.6g")
         frames = steps * 6
-        body = rng.random((frames, len(header))).astype(np.float32)
-        body[:, 0] = np.arange(1, frames + 1)
-        body[:, 2] = np.arange(frames) / 30.0
-        body[:, -35:-18] *= 5.0  # AU intensities are 0..5
-        with open(video, "w") as f:
-            f.write(", ".join(header) + "\n")
-            np.savetxt(f, body, delimiter=", ", fmt="%.4g")
+        body = rng.random((frames, len(OPENFACE_HEADER))).astype(np.float32)
+        # AU intensities are 0..5
+        write_openface_csv(video, body[:, -35:-18] * 5.0, other=body[:, 5:5 + OPENFACE_OTHER])
         pairs.append(f"{audio},{video},utt{u:02d}")
     with open(os.path.join(args.out, "pairs.csv"), "w") as f:
         f.write("audio,video,name\n" + "\n".join(pairs) + "\n")

@@ -116,6 +116,7 @@ void dropout_scales(float *m, DropoutKey drop, size_t base, size_t n) {
         return;
     }
     const float keep = 1.0f / (1.0f - drop.p);
+    base += drop.offset;
     size_t j = 0;
     while (j < n) {
         uint64_t blk0 = (uint64_t)(base + j) >> 2;

@@ -54,20 +54,23 @@ static __global__ void concat_backward_kernel(float *da, float *db, const float 
 }
 
 // ---- dropout ----
-// One thread per Philox block of 4 items (items 4j .. 4j + 3 use the four words of counter j), so each draw is
-// computed once; the keep test and the scale are those of dropout_scale in philox.h, bit for bit.
+// One thread per Philox block of 4 draws (draws 4j .. 4j + 3 use the four words of counter j), so each draw is
+// computed once; item i takes draw drop.offset + i. The keep test and the scale are those of dropout_scale in
+// philox.h, bit for bit.
 // y, x (n); forward: y = x * m (y may alias x); backward (accumulate): y += x * m.
 template <bool kAccumulate>
 static __global__ void dropout_kernel(float *y, const float *x, DropoutKey drop, size_t n) {
-    const size_t nblk = (n + 3) / 4;
+    const uint64_t blk0 = drop.offset / 4, nblk = (drop.offset + n + 3) / 4 - blk0;
     const float keep = 1.0f / (1.0f - drop.p);
     for (size_t j = GRID_START; j < nblk; j += GRID_STRIDE) {
-        const uint64_t blk = (uint64_t)j;
+        const uint64_t blk = blk0 + (uint64_t)j;
         const Philox4 c = {{(uint32_t)blk, (uint32_t)(blk >> 32), drop.site, drop.step}};
         const Philox4 r = philox4x32_10(c, (uint32_t)drop.seed, (uint32_t)(drop.seed >> 32));
 #pragma unroll
         for (int w = 0; w < 4; w++) {
-            const size_t i = 4 * j + (size_t)w;
+            const uint64_t d = 4 * blk + (uint64_t)w; // the draw
+            if (d < drop.offset) continue;
+            const size_t i = (size_t)(d - drop.offset);
             if (i >= n) break;
             const float u = (float)(r.v[w] >> 8) * (1.0f / 16777216.0f);
             const float m = u >= drop.p ? keep : 0.0f;

@@ -45,7 +45,7 @@ struct Inputs {
         q = random_vec((size_t)s.B * s.Tq * C, -2.0f, 2.0f, seed);
         k = random_vec((size_t)s.B * s.Tk * C, -2.0f, 2.0f, seed + 1);
         v = random_vec((size_t)s.B * s.Tk * C, -1.0f, 1.0f, seed + 2);
-        drop = DropoutKey{0x1234567890abcdefull + (uint64_t)seed, 3u, 7u, s.p};
+        drop = DropoutKey{0x1234567890abcdefull + (uint64_t)seed, 3u, 7u, s.p, 0};
     }
     size_t nq() const { return (size_t)s.B * s.Tq * s.NH * s.HS; }
     size_t nk() const { return (size_t)s.B * s.Tk * s.NH * s.HS; }

@@ -74,7 +74,7 @@ static void check_shape(const CudnnShape &s) {
     Vec ref((size_t)s.B * s.Tq * C, 0.0f), att((size_t)s.B * s.NH * s.Tq * s.Tk, 0.0f);
     const int nt = kernel_threads();
     Vec ws(attention_ws_floats(s.Tk, s.HS, nt));
-    const DropoutKey nodrop{0, 0u, 0u, 0.0f};
+    const DropoutKey nodrop{0, 0u, 0u, 0.0f, 0};
     attention_forward(ref.data(), att.data(), ws.data(), q.data(), k.data(), v.data(), nodrop, s.causal, s.B, s.Tq,
                       s.Tk, s.NH, s.HS, nt);
     expect_close(got, ref, "attention_cudnn", desc);

@@ -119,12 +119,15 @@ Test(cuda_elementwise, concat_forward_backward) {
 Test(cuda_elementwise, dropout_forward_backward) {
     static const float PS[] = {0.0f, 0.1f, 0.25f};
     static const size_t DSIZES[] = {1, 3, 5, 257, 1001, 240 * 11, 480 * 9 + 2};
+    // offsets off the Philox block of 4, and past 2^32 draws (a rank's share of a large global batch)
+    static const uint64_t OFFSETS[] = {0, 3, 1000001, (1ull << 32) + 2};
     for (float p : PS) {
         for (size_t n : DSIZES) {
+            const uint64_t off = OFFSETS[n % 4];
             // seed above 2^32 so both key words matter; site and step differ per case
-            const DropoutKey key = {0x1234567890abcdefull + n, (uint32_t)n * 3u, 7u + (uint32_t)(p * 100), p};
+            const DropoutKey key = {0x1234567890abcdefull + n, (uint32_t)n * 3u, 7u + (uint32_t)(p * 100), p, off};
             char what[64];
-            snprintf(what, sizeof what, "p %.2f n %zu", (double)p, n);
+            snprintf(what, sizeof what, "p %.2f n %zu offset %llu", (double)p, n, (unsigned long long)off);
             const Vec x = rnd(n, 30 + (uint32_t)n), g = rnd(n, 31 + (uint32_t)n), d0 = rnd(n, 32 + (uint32_t)n);
             Vec out(n), din = d0;
             dropout_forward(out.data(), x.data(), key, n);
