@@ -71,6 +71,10 @@ typedef struct {
     int planning;         // shapes only: no kernel runs, arenas count bytes
     int training;         // dropout active
     int no_grad;          // inference: record nothing, allocate no gradients
+    // Called by graph_backward after node i's backward has been queued (e.g. to start reducing gradients that
+    // no earlier node adds to); NULL for none.
+    void (*node_done)(void *ctx, int i);
+    void *node_done_ctx;
     uint64_t seed;        // dropout stream of this step
     uint32_t step;
     uint64_t sample0;     // global index of this graph's first sample (data parallel: rank * local batch), so

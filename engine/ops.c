@@ -52,8 +52,9 @@ void ops_profile_report(FILE *f, int steps) {
 }
 
 // COMPUTE(g, op, backward) stmt; runs stmt unless the graph is planning, and times it when profiling.
-#define COMPUTE(g, op, backward) \
-    for (double t0_ = (g)->planning ? -1.0 : prof_now((g)->be); t0_ >= 0.0; prof_add((g)->be, op, backward, t0_), t0_ = -1.0)
+#define COMPUTE(g, op, backward)                                                \
+    for (double t0_ = (g)->planning ? -1.0 : prof_now((g)->be); t0_ >= 0.0; \
+         prof_add((g)->be, op, backward, t0_), t0_ = -1.0)
 
 static Tensor *new_tensor(Graph *g, int ndim, const int *shape, int requires_grad) {
     Tensor *t = graph_view(g, NULL, ndim, shape);
@@ -355,5 +356,6 @@ void graph_backward_seed(Graph *g, Tensor *loss, float dloss) {
         float *ws = alloc_floats(&g->agrad, backward_ws_floats(g->be, n));
         COMPUTE(g, n->op, 1) node_backward(g->be, n, ws);
         g->agrad.used = mark;
+        if (g->node_done && !g->planning) g->node_done(g->node_done_ctx, i);
     }
 }

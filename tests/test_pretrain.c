@@ -118,12 +118,14 @@ static double checkpoint_diff(const char *a, const char *b) {
     return worst;
 }
 
-// Two MPI ranks, each with half of every batch, give the weights one process gives (float summation order aside).
+// Two MPI ranks, each with half of every batch, give the weights one process gives (float summation order aside);
+// small buckets, so that most gradient sums start while the backward is still running.
 Test(pretrain, two_ranks_match_one_process) {
     if (test_run("command -v mpirun >/dev/null") != 0) cr_skip_test("mpirun not installed");
     cr_assert_eq(pretrain("one", "--max-steps 6"), 0);
     cr_assert_eq(test_run("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 mpirun -np 2 "
-                          "--oversubscribe --bind-to none %s " RUN " --threads 1 --out %s/two --max-steps 6 "
+                          "--oversubscribe --bind-to none %s " RUN " --threads 1 --bucket-mb 0.002 --out %s/two "
+                          "--max-steps 6 "
                           "2>%s/two.log >/dev/null",
                           test_avt_bin(), shards, dir, dir),
                  0, "mpirun -np 2 avt pretrain failed (see two.log)");

@@ -12,6 +12,7 @@
 #include "../data/store.h"
 #include "../engine/checkpoint.h"
 #include "../engine/dist.h"
+#include "../engine/grad_sync.h"
 #include "../engine/optim.h"
 #include "cli.h"
 
@@ -42,6 +43,8 @@ static const char *HELP =
     "  --max-steps N       stop after N updates in this invocation (the schedule still spans all epochs)\n"
     "  --log-every N       progress lines every N steps when stderr is not a terminal (default 10)\n"
     "  --seed S            initialisation, dropout, shuffling and masking (default 1)\n"
+    "  --bucket-mb X       data parallel: gradients are summed over the ranks in buckets of X MB, each started\n"
+    "                      as soon as the backward has finished it (default 4)\n"
     "  --threads N         CPU threads per rank (default: all cores)\n"
     CLI_DEVICE_HELP
     "\n"
@@ -227,6 +230,7 @@ int cmd_pretrain(int argc, char **argv) {
     RunSettings s = {AVT_BASE, 40, 64, 100, 1000, 1e-4, 0.1, 0.01, 1.0, 0.05, 1};
     const char *data = NULL, *out = NULL, *device = "cpu";
     int resume = 0, keep = 3, threads = 0, log_every = 10;
+    double bucket_mb = 4.0;
     long max_steps = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -250,6 +254,7 @@ int cmd_pretrain(int argc, char **argv) {
         else if (cli_is(a, "--log-every")) log_every = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 30);
         else if (cli_is(a, "--seed")) s.seed = cli_u64(a, cli_value(argc, argv, &i));
         else if (cli_is(a, "--threads")) threads = cli_int(a, cli_value(argc, argv, &i), 1, 4096);
+        else if (cli_is(a, "--bucket-mb")) bucket_mb = cli_real(a, cli_value(argc, argv, &i), 1e-6, 1e6);
         else if (!cli_config_flag(argc, argv, &i, &s.cfg) && !cli_device_flag(argc, argv, &i, &device))
             cli_unknown("pretrain", a);
     }
@@ -306,6 +311,8 @@ int cmd_pretrain(int argc, char **argv) {
         avt_die("%s: the validation split has %zu utterances, fewer than the %d ranks (raise --val)", data, n_va,
                 d.world);
 
+    GradSync sync;
+    grad_sync_init(&sync, &d, be, &m.params, (size_t)(bucket_mb * 1048576.0));
     Step step, val;
     step_open(&step, &m, be, s.batch / d.world, s.seq, 1, s.seed);
     if (val_batch) step_open(&val, &m, be, val_batch / d.world, s.seq, 0, s.seed);
@@ -355,8 +362,9 @@ int cmd_pretrain(int argc, char **argv) {
         loss_v = tensor_item(&step.g, loss);
         counts[1] = (double)loss_v * counts[0];
         dist_allreduce_sum_double(&d, counts, 3);
+        if (d.world > 1) grad_sync_begin(&sync, &step.g);
         graph_backward_seed(&step.g, loss, counts[0] > 0 ? (float)(masked_steps(b) / counts[0]) : 0.0f);
-        if (d.world > 1) dist_allreduce_sum(&d, be, (float *)(void *)m.params.grad.base, m.params.grad.used / 4);
+        if (d.world > 1) grad_sync_end(&sync, &step.g);
         float lr = optim_lr(&o);
         gnorm = optim_step(&o, &m.params);
         loss_v = counts[0] > 0 ? (float)(counts[1] / counts[0]) : 0.0f;
@@ -396,6 +404,7 @@ int cmd_pretrain(int argc, char **argv) {
     }
     if (val_batch) graph_free(&val.g);
     graph_free(&step.g);
+    grad_sync_free(&sync);
     loader_close(&train);
     optim_free(&o);
     store_close(store);
