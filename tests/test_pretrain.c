@@ -137,6 +137,24 @@ Test(pretrain, two_ranks_match_one_process) {
     cr_expect_eq(test_run("grep -q '2 ranks' %s/two.log", dir), 0, "the run did not use two ranks");
 }
 
+// A rank killed in the middle of a data-parallel run ends the job (non-zero, the others do not hang); every
+// checkpoint left has its DONE marker, and the run resumes from the newest.
+Test(pretrain, killed_rank_ends_the_job_and_keeps_checkpoints) {
+    if (test_run("command -v mpirun >/dev/null") != 0) cr_skip_test("mpirun not installed");
+    int rc = test_run("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 mpirun -np 2 "
+                      "--oversubscribe --bind-to none %s pretrain --config tiny --data %s --out %s/K --batch 8 "
+                      "--epochs 500 --val 0.2 --val-every 3 --seed 5 --threads 1 >/dev/null 2>%s/K.log & "
+                      "pid=$!; for i in $(seq 100); do sleep 0.2; ls -d %s/K/ckpt-*/DONE >/dev/null 2>&1 && break; "
+                      "done; sleep 1; pkill -9 -n -f -- '--out %s/K'; wait $pid",
+                      test_avt_bin(), shards, dir, dir, dir, dir);
+    cr_expect(rc != 0 && rc != 124, "mpirun must end non-zero without hanging (status %d)", rc);
+    cr_expect_eq(test_run("for c in %s/K/ckpt-*; do test -f $c/DONE || exit 1; done", dir), 0,
+                 "a checkpoint without DONE carries a final name");
+    cr_expect_eq(test_run("%s pretrain --resume --data %s --out %s/K --max-steps 1 2>>%s/K.log", test_avt_bin(),
+                          shards, dir, dir),
+                 0, "the run does not resume from its last complete checkpoint");
+}
+
 // Bad inputs: one clear line naming the problem, a non-zero exit, no checkpoint with a final name left behind.
 static void expect_fail(const char *args, const char *phrase) {
     char log[700];
