@@ -120,36 +120,26 @@ Test(cli, embed_list_batches_uneven_lengths_and_reports_skips) {
     twin_close(&t);
 }
 
-// Each bad invocation: non-zero exit, exactly one line on stderr, containing the expected phrase.
-static void expect_error(const char *args, const char *phrase) {
-    char log[600];
-    snprintf(log, sizeof log, "%s/err.log", dir);
-    int rc = test_run("%s %s >/dev/null 2>%s", test_avt_bin(), args, log);
-    cr_expect_neq(rc, 0, "'avt %s' must fail", args);
-    cr_expect_eq(test_run("test $(wc -l < %s) -eq 1", log), 0, "'avt %s': stderr must be one line", args);
-    cr_expect_eq(test_run("grep -qF -- \"%s\" %s", phrase, log), 0, "'avt %s': stderr lacks '%s'", args, phrase);
-}
-
 Test(cli, bad_invocations_fail_with_one_clear_line) {
     char args[16384], path[600];
-    expect_error("", "no command given");
-    expect_error("frobnicate", "unknown command 'frobnicate'");
-    expect_error("embed --audio a.csv --video v.csv --out o.npy", "--weights is required");
-    expect_error("embed --weights", "--weights needs a value");
-    expect_error("embed --bogus", "unknown option '--bogus'");
-    expect_error("info --config huge", "unknown config 'huge'");
-    expect_error("info --config base --heads 7", "n_heads must divide embed_size");
-    expect_error("embed --device tpu --weights w --audio a --video v --out o", "--device tpu: unknown device");
-    expect_error("embed --attention flash --weights w --audio a --video v --out o", "--attention flash: unknown path");
-    expect_error("embed --attention cudnn --weights w --audio a --video v --out o", "the cpu backend has no cuDNN");
-    expect_error("init --config base", "--out is required");
+    test_expect_avt_error("", "no command given");
+    test_expect_avt_error("frobnicate", "unknown command 'frobnicate'");
+    test_expect_avt_error("embed --audio a.csv --video v.csv --out o.npy", "--weights is required");
+    test_expect_avt_error("embed --weights", "--weights needs a value");
+    test_expect_avt_error("embed --bogus", "unknown option '--bogus'");
+    test_expect_avt_error("info --config huge", "unknown config 'huge'");
+    test_expect_avt_error("info --config base --heads 7", "n_heads must divide embed_size");
+    test_expect_avt_error("embed --device tpu --weights w --audio a --video v --out o", "--device tpu: unknown device");
+    test_expect_avt_error("embed --attention flash --weights w --audio a --video v --out o", "--attention flash: unknown path");
+    test_expect_avt_error("embed --attention cudnn --weights w --audio a --video v --out o", "the cpu backend has no cuDNN");
+    test_expect_avt_error("init --config base", "--out is required");
     snprintf(args, sizeof args, "embed --weights %s/none.safetensors --audio a --video v --out o.npy", dir);
-    expect_error(args, "none.safetensors");
+    test_expect_avt_error(args, "none.safetensors");
     // a truncated checkpoint
     snprintf(path, sizeof path, "%s/trunc.safetensors", dir);
     test_run("head -c 300 %s > %s", weights, path);
     snprintf(args, sizeof args, "info %s", path);
-    expect_error(args, "trunc.safetensors");
+    test_expect_avt_error(args, "trunc.safetensors");
     // a feature file with a wrong column count names file and line
     snprintf(path, sizeof path, "%s/bad.csv", dir);
     FILE *f = fopen(path, "w");
@@ -159,10 +149,10 @@ Test(cli, bad_invocations_fail_with_one_clear_line) {
     }
     fclose(f);
     snprintf(args, sizeof args, "embed --weights %s --audio %s --video %s --out %s/o.npy", weights, path, path, dir);
-    expect_error(args, "bad.csv:3");
+    test_expect_avt_error(args, "bad.csv:3");
     // an embedding that cannot be written leaves nothing behind
     snprintf(args, sizeof args, "embed --weights %s --list %s/nolist.csv --out %s", weights, dir, dir);
-    expect_error(args, "nolist.csv: cannot open");
+    test_expect_avt_error(args, "nolist.csv: cannot open");
 }
 
 // --device cuda: where this avt has a usable CUDA backend (a GPU, or the emulator with make EMU=1) the embedding

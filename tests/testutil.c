@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <criterion/criterion.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -88,4 +89,12 @@ double rel_err(const float *got, const float *ref, size_t n, double floor) {
         if (!(e <= err)) err = e; // NaN counts as the worst error
     }
     return err / scale;
+}
+
+void test_expect_avt_error(const char *args, const char *phrase) {
+    const char *log = test_path("err.log");
+    int rc = test_run("%s %s >/dev/null 2>%s", test_avt_bin(), args, log);
+    cr_expect_eq(rc, 1, "'avt %s' must exit with status 1, got %d", args, rc);
+    cr_expect_eq(test_run("test $(wc -l < %s) -eq 1", log), 0, "'avt %s': stderr must be one line", args);
+    cr_expect_eq(test_run("grep -qF -- \"%s\" %s", phrase, log), 0, "'avt %s': stderr lacks '%s'", args, phrase);
 }

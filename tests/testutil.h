@@ -20,6 +20,10 @@ int test_count_files(void);
 // Run a shell command; returns its exit status (-1 if it did not exit normally).
 int test_run(const char *fmt, ...);
 
+// Runs `avt ARGS` (the binary of test_avt_bin): expects exit status 1 and exactly one line on stderr containing
+// phrase (Criterion expectations).
+void test_expect_avt_error(const char *args, const char *phrase);
+
 // max |a - b| / max(max |ref|, floor): the error relative to the tensor's scale.
 double rel_err(const float *got, const float *ref, size_t n, double floor);
 

@@ -28,7 +28,8 @@ static const char *HELP =
     "\n"
     "  --data DIR          corpus store written by avt prepare\n"
     "  --out DIR           run folder (created); with --resume, continue its newest complete checkpoint\n"
-    "  --resume            continue a run (its saved settings are used; other flags must agree or be absent)\n"
+    "  --resume            continue the run's newest complete checkpoint with the run's saved settings (config,\n"
+    "                      schedule, optimiser, batch, seed, split: those flags are ignored with --resume)\n"
     CLI_CONFIG_HELP
     "  --epochs N          passes over the training split (default 40)\n"
     "  --batch N           global batch, sum over ranks (default 64)\n"
@@ -37,6 +38,9 @@ static const char *HELP =
     "  --warmup X          warmup fraction of the updates (default 0.1)\n"
     "  --weight-decay X    decoupled weight decay (default 0.01)\n"
     "  --clip X            global gradient-norm clip (default 1.0)\n"
+    "  --clip-tensor X     BertAdam's per-tensor gradient-norm clip (default 1.0)\n"
+    "  --eps X             BertAdam's epsilon, added to sqrt(v) (default 1e-6)\n"
+    "  --beta1 X, --beta2 X  moment decay rates (default 0.9, 0.999)\n"
     "  --val X             fraction of the speakers held out for validation (default 0.05)\n"
     "  --val-every N       validation loss (and a checkpoint) every N steps (default 1000; also at step 0)\n"
     "  --keep K            checkpoints kept (default 3)\n"
@@ -54,12 +58,12 @@ static const char *HELP =
 typedef struct {
     AvtConfig cfg;
     int epochs, batch, seq, val_every;
-    double lr, warmup, weight_decay, clip, val;
+    double lr, warmup, weight_decay, clip, clip_tensor, eps, beta1, beta2, val;
     uint64_t seed;
 } RunSettings;
 
 #define SETTING_INT(X) X(epochs) X(batch) X(seq) X(val_every)
-#define SETTING_REAL(X) X(lr) X(warmup) X(weight_decay) X(clip) X(val)
+#define SETTING_REAL(X) X(lr) X(warmup) X(weight_decay) X(clip) X(clip_tensor) X(eps) X(beta1) X(beta2) X(val)
 
 static void meta_put(CkptMeta *meta, const char *key, const char *fmt, ...) AVT_PRINTF(3, 4);
 static void meta_put(CkptMeta *meta, const char *key, const char *fmt, ...) {
@@ -227,7 +231,7 @@ static void fmt_eta(char *buf, size_t len, double s) {
 }
 
 int cmd_pretrain(int argc, char **argv) {
-    RunSettings s = {AVT_BASE, 40, 64, 100, 1000, 1e-4, 0.1, 0.01, 1.0, 0.05, 1};
+    RunSettings s = {AVT_BASE, 40, 64, 100, 1000, 1e-4, 0.1, 0.01, 1.0, 1.0, 1e-6, 0.9, 0.999, 0.05, 1};
     const char *data = NULL, *out = NULL, *device = "cpu";
     int resume = 0, keep = 3, threads = 0, log_every = 10;
     double bucket_mb = 4.0;
@@ -247,6 +251,10 @@ int cmd_pretrain(int argc, char **argv) {
         else if (cli_is(a, "--warmup")) s.warmup = cli_real(a, cli_value(argc, argv, &i), 1e-9, 1.0 - 1e-9);
         else if (cli_is(a, "--weight-decay")) s.weight_decay = cli_real(a, cli_value(argc, argv, &i), 0.0, 1.0);
         else if (cli_is(a, "--clip")) s.clip = cli_real(a, cli_value(argc, argv, &i), 1e-9, 1e9);
+        else if (cli_is(a, "--clip-tensor")) s.clip_tensor = cli_real(a, cli_value(argc, argv, &i), 1e-9, 1e9);
+        else if (cli_is(a, "--eps")) s.eps = cli_real(a, cli_value(argc, argv, &i), 0.0, 1.0);
+        else if (cli_is(a, "--beta1")) s.beta1 = cli_real(a, cli_value(argc, argv, &i), 0.0, 1.0 - 1e-9);
+        else if (cli_is(a, "--beta2")) s.beta2 = cli_real(a, cli_value(argc, argv, &i), 0.0, 1.0 - 1e-9);
         else if (cli_is(a, "--val")) s.val = cli_real(a, cli_value(argc, argv, &i), 0.0, 0.9);
         else if (cli_is(a, "--val-every")) s.val_every = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 30);
         else if (cli_is(a, "--keep")) keep = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 20);
@@ -299,9 +307,7 @@ int cmd_pretrain(int argc, char **argv) {
     if (n_tr < (size_t)s.batch) avt_die("%s: %zu training utterances, fewer than one batch of %d", data, n_tr, s.batch);
     Loader train;
     if (loader_open(&train, src, tr, n_tr, s.batch, d.rank, d.world, s.seq, 1, next, &err)) die_err(&d, &err);
-    BertAdamHyper h = BERTADAM_SPEC;
-    h.weight_decay = (float)s.weight_decay;
-    h.clip_global = (float)s.clip;
+    BertAdamHyper h = {s.beta1, s.beta2, (float)s.eps, (float)s.weight_decay, (float)s.clip, (float)s.clip_tensor};
     Optimizer o;
     optim_init(&o, &m.params, h, (float)s.lr, s.warmup, (long)s.epochs * (long)loader_batches_per_epoch(&train));
     if (found && ckpt_load(ckpt, &m, &o, NULL, &err)) die_err(&d, &err);
