@@ -1,6 +1,10 @@
-# avt build. `make` builds the CPU engine and the avt tool; `make test` builds and runs the Criterion suite
-# (the PyTorch reference twin writes the golden files first); `make bench` runs the CPU benchmark.
+# avt build. `make` builds the avt tool (the CPU engine, plus the cuda backend when nvcc is found: see the CUDA
+# section); `make test` builds and runs the Criterion suite (the PyTorch reference twin writes the golden files
+# first); `make demo` runs the main job on a small synthetic corpus; `make bench` runs the CPU benchmarks.
 # Probes are real compile/link tests; each prints what it found.
+
+# Build on every core.
+MAKEFLAGS += -j$(shell nproc)
 
 ifeq ($(origin CC),default)
   CC := gcc

@@ -1,5 +1,6 @@
 // avt pretrain: masked-frame pretraining on a corpus store (model-spec §3), on one process or data parallel over
 // MPI ranks. A step: the loader's masked batch -> avt_pretrain_loss -> backward -> (sum over ranks) -> BertAdam.
+// With several ranks avt_die ends the whole job (engine/dist.c installs the hook), so errors here just die.
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -153,22 +154,17 @@ static double masked_steps(const LoaderBatch *b) {
     return n;
 }
 
-static void die_err(Dist *d, const AvtErr *err) {
-    if (d->world > 1) dist_abort(d, err->msg);
-    avt_die("%s", err->msg);
-}
-
 // Mean validation loss over the whole validation split, with the masks of epoch 0 (the same every time).
 static double validate(Dist *d, Step *val, UttSource src, const size_t *items, size_t n_items, int global_batch,
                        uint64_t seed) {
     Loader L;
     AvtErr err;
     LoaderState st = {seed, 0, 0};
-    if (loader_open(&L, src, items, n_items, global_batch, d->rank, d->world, val->T, 0, st, &err)) die_err(d, &err);
+    if (loader_open(&L, src, items, n_items, global_batch, d->rank, d->world, val->T, 0, st, &err)) avt_die("%s", err.msg);
     double sum[2] = {0.0, 0.0}; // loss x masked steps, masked steps
     for (uint64_t i = 0; i < loader_batches_per_epoch(&L); i++) {
         const LoaderBatch *b;
-        if (loader_next(&L, &b, &err)) die_err(d, &err);
+        if (loader_next(&L, &b, &err)) avt_die("%s", err.msg);
         graph_reset(&val->g);
         float l = tensor_item(&val->g, step_loss(val, b));
         double n = masked_steps(b);
@@ -220,7 +216,7 @@ static void save(Dist *d, const char *out, long step, const AvtModel *m, const O
         CkptMeta meta = {0};
         settings_save(&meta, s, next);
         AvtErr err;
-        if (ckpt_save(out, step, m, o, &meta, keep, &err)) die_err(d, &err);
+        if (ckpt_save(out, step, m, o, &meta, keep, &err)) avt_die("%s", err.msg);
     }
     dist_barrier(d);
 }
@@ -281,12 +277,12 @@ int cmd_pretrain(int argc, char **argv) {
     LoaderState next = {s.seed, 0, 0};
     AvtModel m;
     int found = resume ? ckpt_latest(out, ckpt, sizeof ckpt, &err) : 0;
-    if (found < 0) die_err(&d, &err);
+    if (found < 0) avt_die("%s", err.msg);
     if (resume && !found) avt_die("%s: --resume: no complete checkpoint in the run folder", out);
     if (found) {
         char weights[4200];
         snprintf(weights, sizeof weights, "%s/model.safetensors", ckpt);
-        if (avt_load(&m, weights, &err)) die_err(&d, &err);
+        if (avt_load(&m, weights, &err)) avt_die("%s", err.msg);
         s.cfg = m.cfg;
     } else {
         avt_init(&m, s.cfg, s.seed);
@@ -294,7 +290,7 @@ int cmd_pretrain(int argc, char **argv) {
     params_to(&m.params, be);
 
     Store *store;
-    if (store_open(&store, data, &err)) die_err(&d, &err);
+    if (store_open(&store, data, &err)) avt_die("%s", err.msg);
     if (store_d_a(store) != s.cfg.d_a || store_d_v(store) != s.cfg.d_v)
         avt_die("%s: features are %d + %d wide, the model takes %d + %d", data, store_d_a(store), store_d_v(store),
                 s.cfg.d_a, s.cfg.d_v);
@@ -306,11 +302,11 @@ int cmd_pretrain(int argc, char **argv) {
     if (s.batch % d.world) avt_die("--batch %d: not divisible by the %d ranks", s.batch, d.world);
     if (n_tr < (size_t)s.batch) avt_die("%s: %zu training utterances, fewer than one batch of %d", data, n_tr, s.batch);
     Loader train;
-    if (loader_open(&train, src, tr, n_tr, s.batch, d.rank, d.world, s.seq, 1, next, &err)) die_err(&d, &err);
+    if (loader_open(&train, src, tr, n_tr, s.batch, d.rank, d.world, s.seq, 1, next, &err)) avt_die("%s", err.msg);
     BertAdamHyper h = {s.beta1, s.beta2, (float)s.eps, (float)s.weight_decay, (float)s.clip, (float)s.clip_tensor};
     Optimizer o;
     optim_init(&o, &m.params, h, (float)s.lr, s.warmup, (long)s.epochs * (long)loader_batches_per_epoch(&train));
-    if (found && ckpt_load(ckpt, &m, &o, NULL, &err)) die_err(&d, &err);
+    if (found && ckpt_load(ckpt, &m, &o, NULL, &err)) avt_die("%s", err.msg);
     // Validation batches: at most the training batch, a multiple of the ranks, every held-out utterance used.
     int val_batch = n_va < (size_t)s.batch ? (int)(n_va / (size_t)d.world) * d.world : s.batch;
     if (s.val > 0 && val_batch == 0)
@@ -357,7 +353,7 @@ int cmd_pretrain(int argc, char **argv) {
         }
         double t0 = cli_now();
         const LoaderBatch *b;
-        if (loader_next(&train, &b, &err)) die_err(&d, &err);
+        if (loader_next(&train, &b, &err)) avt_die("%s", err.msg);
         graph_reset(&step.g);
         step.g.step = (uint32_t)o.step;
         step.g.sample0 = (uint64_t)d.rank * (uint64_t)step.B;
@@ -377,7 +373,7 @@ int cmd_pretrain(int argc, char **argv) {
         next = loader_state(&train);
         done_here++;
         ms = 1e3 * (cli_now() - t0);
-        if (!isfinite(loss_v)) die_err(&d, &(AvtErr){"the loss is not finite: training diverged (lower --lr)"});
+        if (!isfinite(loss_v)) avt_die("step %ld: the loss is not finite: training diverged (lower --lr)", o.step);
         if (log) {
             fprintf(log, "%ld,%u,%.6f,%.4e,%.4f,%.1f,\n", o.step, b->state.epoch, loss_v, lr, gnorm, ms);
             double el = cli_now() - t_start, per = el / (double)done_here;

@@ -9,9 +9,14 @@ $SUDO apt-get update -qq
 # python3-torch gets through libblas.so.3, so the benchmark compares against PyTorch on OpenBLAS.
 # openmpi-bin, libopenmpi-dev: data-parallel runs (engine/dist.c) and the multi-process tests (tests/test_dist.c).
 # gnuplot-nox: the loss curve (loss.png) of avt pretrain.
+# FFmpeg's libraries (+ the ffmpeg program for test fixtures and the decode benchmark), pkg-config: the media front
+# end. Real media for the tests: pocketsphinx-testdata (speech), facedetect's and python3-skimage's face photos;
+# opencv-data (the cascades we evaluate), python3-opencv and python3-torchaudio (the references we check against).
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential make \
     libopenblas-dev libopenblas-openmp-dev libopenblas0-pthread libcjson-dev libcriterion-dev \
     openmpi-bin libopenmpi-dev gnuplot-nox \
+    pkg-config libavformat-dev libavcodec-dev libswresample-dev libswscale-dev libavutil-dev ffmpeg \
+    pocketsphinx-testdata facedetect python3-skimage opencv-data python3-opencv python3-torchaudio \
     python3 python3-numpy python3-torch >/dev/null
-echo "[avt] installed: $(dpkg-query -W -f='${Package} ${Version}; ' gcc libopenblas-dev libopenblas-openmp-dev libcjson-dev libcriterion-dev libopenmpi-dev gnuplot-nox python3-torch)"
+echo "[avt] installed: $(dpkg-query -W -f='${Package} ${Version}; ' gcc libopenblas-dev libopenblas-openmp-dev libcjson-dev libcriterion-dev libopenmpi-dev gnuplot-nox libavformat-dev ffmpeg opencv-data python3-torch python3-torchaudio)"

@@ -1,0 +1,2 @@
+#include <cjson/cJSON.h>
+int main(void) { cJSON_Delete(cJSON_Parse("{}")); return 0; }
