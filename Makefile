@@ -129,6 +129,9 @@ demo: $(BUILD)/avt
 $(BUILD)/bench_train: $(BUILD)/benchmarks/bench_train.o $(BUILD)/tools/cli.o $(BUILD)/libavt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
 
+$(BUILD)/bench_fbank: $(BUILD)/benchmarks/bench_fbank.o $(BUILD)/libavt.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+
 bench: $(BUILD)/avt $(BUILD)/bench_train
 	bash benchmarks/run.sh
 
@@ -290,3 +293,50 @@ else ifneq ($(MAKECMDGOALS),clean)
   $(info [avt] MPI ............... not found ($(MPICC) --showme, mpi.h + MPI_Init/MPI_Allreduce): avt runs single-process only (apt-get install libopenmpi-dev openmpi-bin))
 endif
 $(BUILD)/cuda/engine/dist_nccl.o: engine/dist.h
+
+# ==== FFmpeg: media decoding (data/media.c) =====================================================================
+# A real probe (swr_alloc_set_opts2 + libavformat, compiled and linked with -Werror=deprecated-declarations) with the
+# flags pkg-config reports. Found: data/media.c is compiled with -DAVT_HAVE_FFMPEG and avt, the tests and the
+# benchmarks link FFmpeg. Not found: the build still works and media_decode returns "built without FFmpeg".
+# `make fuzz-media` fuzzes media_decode (libFuzzer + ASan/UBSan) on fixtures from tests/fixtures.sh.
+FFMPEG_PKGS := libavformat libavcodec libswresample libswscale libavutil
+define FFMPEG_PROG
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/channel_layout.h>
+#include <libswresample/swresample.h>
+#include <libswscale/swscale.h>
+int main(void) {
+    AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
+    SwrContext *swr = NULL;
+    int rc = swr_alloc_set_opts2(&swr, &mono, AV_SAMPLE_FMT_FLT, 16000, &mono, AV_SAMPLE_FMT_S16, 48000, 0, NULL);
+    swr_free(&swr);
+    AVFormatContext *fmt = avformat_alloc_context();
+    avformat_free_context(fmt);
+    sws_freeContext(NULL);
+    return rc < 0 || avcodec_version() == 0;
+}
+endef
+ifneq ($(MAKECMDGOALS),clean)
+  FFMPEG_CFLAGS := $(shell pkg-config --cflags $(FFMPEG_PKGS) 2>/dev/null)
+  FFMPEG_LIBS   := $(shell pkg-config --libs $(FFMPEG_PKGS) 2>/dev/null)
+  HAVE_FFMPEG   := $(if $(FFMPEG_LIBS),$(call probe,FFMPEG_PROG,-Werror=deprecated-declarations $(FFMPEG_CFLAGS) $(FFMPEG_LIBS)))
+endif
+ifeq ($(HAVE_FFMPEG),yes)
+  $(info [avt] FFmpeg ............ found ($(FFMPEG_LIBS)): media decoding)
+$(BUILD)/data/media.o: CFLAGS += -DAVT_HAVE_FFMPEG $(FFMPEG_CFLAGS)
+  LDLIBS += $(FFMPEG_LIBS)
+else ifneq ($(MAKECMDGOALS),clean)
+  $(info [avt] FFmpeg ............ not found (pkg-config $(FFMPEG_PKGS), then a compile+link probe): no media decoding (apt-get install pkg-config libavformat-dev libavcodec-dev libswresample-dev libswscale-dev libavutil-dev))
+endif
+.PHONY: fuzz-media
+fuzz-media:
+	@test "$(HAVE_FFMPEG)" = yes || { echo "[avt] make fuzz-media needs FFmpeg (see above)"; exit 1; }
+	@command -v clang >/dev/null || { echo "[avt] clang not found: apt-get install clang"; exit 1; }
+	@mkdir -p $(BUILD)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -DAVT_HAVE_FFMPEG $(FFMPEG_CFLAGS) \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  tests/fuzz/fuzz_media.c data/media.c engine/common.c $(FFMPEG_LIBS) -lm -o $(BUILD)/fuzz_media
+	rm -rf $(BUILD)/fuzz_media_corpus && bash tests/fixtures.sh --fuzz-seeds $(BUILD)/fuzz_media_corpus
+	cd $(BUILD) && ./fuzz_media -max_total_time=$(or $(FUZZ_SECONDS),60) -max_len=65536 -timeout=20 \
+	  -print_final_stats=1 fuzz_media_corpus

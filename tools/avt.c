@@ -12,11 +12,12 @@ static const char *USAGE =
     "  info      print a checkpoint's (or a config's) configuration, parameter count and tensor table\n"
     "  init      write a freshly initialised model as a safetensors checkpoint\n"
     "  embed     turn audio/video feature files into utterance embeddings (.npy)\n"
+    "  features  the model's inputs (log-mel statistics, face descriptor) from one media file, --plot draws them\n"
     "  prepare   pack a pretraining corpus (the paper's metadata CSV) into a sharded store\n"
     "  pretrain  masked-frame pretraining on a corpus store (mpirun -np N for data parallel)\n";
 
 int main(int argc, char **argv) {
-    if (argc < 2) avt_die("no command given (commands: info, init, embed, prepare, pretrain; see avt --help)");
+    if (argc < 2) avt_die("no command given (commands: info, init, embed, features, prepare, pretrain; see avt --help)");
     const char *cmd = argv[1];
     if (cli_help(cmd) || strcmp(cmd, "help") == 0) {
         fputs(USAGE, stdout);
@@ -26,6 +27,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "init") == 0) return cmd_init(argc - 1, argv + 1);
     if (strcmp(cmd, "embed") == 0) return cmd_embed(argc - 1, argv + 1);
     if (strcmp(cmd, "pretrain") == 0) return cmd_pretrain(argc - 1, argv + 1);
+    if (strcmp(cmd, "features") == 0) return cmd_features(argc - 1, argv + 1);
     if (strcmp(cmd, "prepare") == 0) return cmd_prepare(argc - 1, argv + 1);
-    avt_die("unknown command '%s' (commands: info, init, embed, prepare, pretrain; see avt --help)", cmd);
+    avt_die("unknown command '%s' (commands: info, init, embed, features, prepare, pretrain; see avt --help)", cmd);
 }

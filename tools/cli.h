@@ -10,6 +10,7 @@ int cmd_init(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
+int cmd_features(int argc, char **argv);
 
 // argv[*i] is a flag that takes a value: return the value and advance, or die naming the flag.
 const char *cli_value(int argc, char **argv, int *i);
