@@ -310,10 +310,10 @@ static int run(Dec *d) {
         if (d->a->n == 0)
             return avt_err_set(d->err, "%s: no decodable audio (zero duration; %d broken packets skipped)", d->path,
                                d->skipped[AUD]);
-        // Resampling filters can overshoot full-scale input slightly.
+        // Resampling filters overshoot full-scale input slightly, and damaged packets can decode to NaN.
         for (size_t i = 0; i < d->a->n; i++) {
             float x = d->a->samples[i];
-            d->a->samples[i] = x > 1.0f ? 1.0f : x < -1.0f ? -1.0f : x;
+            d->a->samples[i] = x > 1.0f ? 1.0f : x < -1.0f ? -1.0f : x == x ? x : 0.0f;
         }
         d->a->rate = MEDIA_RATE;
         d->a->skipped = d->skipped[AUD];

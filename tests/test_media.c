@@ -14,8 +14,7 @@
 
 static int fixtures_rc = -1; // tests/fixtures.sh's exit status; -1: built without FFmpeg
 static void setup(void) {
-    const char *dir = test_tmpdir();
-    if (media_have_ffmpeg()) fixtures_rc = test_run("bash tests/fixtures.sh '%s'", dir);
+    if (media_have_ffmpeg()) fixtures_rc = test_run("bash tests/fixtures.sh '%s'", test_tmpdir());
 }
 TestSuite(media, .init = setup, .fini = test_tmpdir_remove, .timeout = 120);
 
@@ -24,7 +23,10 @@ TestSuite(media, .init = setup, .fini = test_tmpdir_remove, .timeout = 120);
 #define NEED_FIXTURES() \
     do { \
         if (fixtures_rc == -1) cr_skip_test("built without FFmpeg"); \
-        if (fixtures_rc == 2) cr_skip_test("tests/fixtures.sh: a program or package is missing (see stderr)"); \
+        if (fixtures_rc == 2) { /* a skipped test does not run .fini */ \
+            test_tmpdir_remove(); \
+            cr_skip_test("tests/fixtures.sh: a program or package is missing (see stderr)"); \
+        } \
         cr_assert_eq(fixtures_rc, 0, "tests/fixtures.sh failed"); \
     } while (0)
 
@@ -131,7 +133,7 @@ Test(media, downscale) {
 }
 
 typedef struct {
-    int n, stop_at, abort, w, h; // stop (or with abort, fail) at frame stop_at
+    int n, stop_at, fail, w, h; // stop (or with fail, abort) at frame stop_at
     double last_t;
 } Count;
 
@@ -141,7 +143,7 @@ static int count_frame(void *ctx, const uint8_t *gray, int w, int h, double t) {
     if (c->n) cr_assert(t > c->last_t && w == c->w && h == c->h);
     c->w = w, c->h = h, c->last_t = t;
     c->n++;
-    return c->n == c->stop_at ? (c->abort ? -1 : 1) : 0;
+    return c->n == c->stop_at ? (c->fail ? -1 : 1) : 0;
 }
 
 Test(media, foreach_streams_and_stops) {
@@ -155,7 +157,7 @@ Test(media, foreach_streams_and_stops) {
     cr_assert_eq(media_video_foreach(test_path(MP4), NULL, count_frame, &c, &err), 0, "%s", err.msg);
     cr_assert_eq(c.n, 5);
     // A negative return from the callback aborts with an error naming the file.
-    c = (Count){.stop_at = 3, .abort = 1};
+    c = (Count){.stop_at = 3, .fail = 1};
     cr_assert_eq(media_video_foreach(test_path(FLV), NULL, count_frame, &c, &err), -1);
     cr_assert_eq(c.n, 3);
     cr_assert(strstr(err.msg, test_path(FLV)) && strstr(err.msg, "frame callback"), "%s", err.msg);
@@ -232,8 +234,9 @@ Test(media, limits) {
     expect_error(test_path(FLV), 1, 1, &(MediaLimits){.max_wall_seconds = 1e-9}, "max_wall_seconds");
 }
 
-// Built without FFmpeg, decoding fails with one line naming the file and saying how to get FFmpeg.
-Test(media, without_ffmpeg_says_so) {
+// Built without FFmpeg, decoding fails with one line naming the file and saying how to get FFmpeg. (Its own suite:
+// no fixtures needed.)
+Test(media_build, without_ffmpeg_says_so) {
     if (media_have_ffmpeg()) cr_skip_test("built with FFmpeg");
     MediaAudio a;
     AvtErr err;

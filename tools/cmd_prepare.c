@@ -1,12 +1,18 @@
-// avt prepare: the paper's pretraining metadata (feature-file pairs) -> a sharded corpus store (data/store.h).
+// avt prepare: the paper's pretraining metadata (feature-file pairs), or a dataset's media tree, -> a sharded corpus
+// store (data/store.h).
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include "../data/av_features.h"
+#include "../data/face.h"
+#include "../data/fbank.h"
 #include "../data/features.h"
 #include "../data/store.h"
 #include "cli.h"
@@ -14,6 +20,8 @@
 static const char *HELP =
     "usage: avt prepare --from-csv METADATA.csv --out DIR [--dtype f16|f32] [--shard-size N] [--threads N]\n"
     "                   [--audio-dim N] [--video-dim N]\n"
+    "       avt prepare --layout voxceleb2|cremad|ravdess ROOT --out DIR [--dtype ...] [--shard-size N]\n"
+    "                   [--threads N] [--cascade XML]\n"
     "       avt prepare --verify DIR\n"
     "\n"
     "Reads every utterance's feature files and writes them, aligned, into a sharded store in DIR (manifest.json\n"
@@ -27,22 +35,41 @@ static const char *HELP =
     "Utterance id: the audio path relative to METADATA's directory, without its extension. Speaker: the first\n"
     "path component of the audio path that is a VoxCeleb2 identity (id + digits), else the audio file's directory.\n"
     "\n"
+    "--layout computes the features of every media file of a dataset tree (as avt features: 512 log-mel\n"
+    "statistics + 17 face values per 200 ms step) from the file's own audio and video streams. Files, the\n"
+    "speaker, and the labels the names carry, written to DIR/labels.csv (header id,speaker,<fields>):\n"
+    "  voxceleb2  ROOT/{dev,test}/mp4/idNNNNN/VIDEOID/NNNNN.mp4; speaker idNNNNN; fields split,video\n"
+    "  cremad     ROOT/VideoFlash/ActorID_Sentence_Emotion_Level.flv (e.g. 1001_DFA_ANG_XX); speaker ActorID;\n"
+    "             fields sentence,emotion (ANG DIS FEA HAP NEU SAD),level (LO MD HI XX); the audio is the FLV's\n"
+    "             own (AudioWAV/ is not read)\n"
+    "  ravdess    ROOT/Actor_NN/MM-VV-EE-II-SS-RR-NN.mp4, full-AV files only (modality 01; video-only 02 and\n"
+    "             audio-only 03 are passed over); speaker Actor_NN; fields channel (speech song),emotion (neutral\n"
+    "             calm happy sad angry fearful disgust surprised),intensity (normal strong),statement,repetition\n"
+    "Utterance id: the path relative to ROOT without its extension. Each finished file's features are kept in\n"
+    "DIR/.cache/ (keyed by that path, the file's size and mtime): a rerun, after an interruption or with new\n"
+    "files, computes only what is not there and rebuilds the store from the cache.\n"
+    "\n"
     "  --from-csv PATH     metadata file\n"
+    "  --layout NAME ROOT  a dataset tree (above)\n"
     "  --out DIR           store directory (created if missing; its parent must exist)\n"
     "  --dtype f16|f32     stored precision (default f16, as the paper holds its corpus; f32 is exact)\n"
     "  --shard-size N      utterances per shard (default 1000)\n"
-    "  --threads N         threads reading feature files (default: all cores)\n"
-    "  --audio-dim N       audio feature width (512)\n"
-    "  --video-dim N       video feature width (17)\n"
+    "  --threads N         threads reading feature or media files (default: all cores)\n"
+    "  --audio-dim N       audio feature width (512; --from-csv)\n"
+    "  --video-dim N       video feature width (17; --from-csv)\n"
+    "  --cascade XML       --layout: OpenCV face cascade (default " AV_CASCADE_DEFAULT ")\n"
     "  --verify DIR        check an existing store: every shard, index and utterance CRC\n"
     "\n"
-    "Rows that cannot be read (missing or malformed file, Inf, a value beyond f16, no common steps, a duplicate\n"
-    "id) are skipped and listed in DIR/skipped.txt. Exit status: 0, 2 when rows were skipped, 1 on an error.\n";
+    "Rows or files that cannot be read (missing or malformed file, no audio or video stream, too short, a decode\n"
+    "error, Inf, a value beyond f16, no common steps, a duplicate id, a name off the layout's pattern) are skipped\n"
+    "and listed in DIR/skipped.txt. Exit status: 0, 2 when rows or files were skipped, 1 on an error.\n";
 
 typedef struct {
-    char *audio, *video; // resolved paths
+    char *audio, *video; // resolved paths (--layout: the media file in audio, video NULL)
     char *id, *speaker;
-    int line;            // in the metadata file
+    char *labels;        // --layout: the fields the file name carries, comma-separated, else NULL
+    int line;            // in the metadata file (0 for --layout)
+    int stored;          // made it into the store
     char *bad;           // why the row is skipped before reading (malformed, duplicate id), or NULL
 } Row;
 
@@ -177,33 +204,134 @@ static Row *read_metadata(const char *path, int *n_out) {
 
 typedef struct {
     Features a, v;
-    char *why; // skipped: the reason, else NULL
+    int cached;  // --layout: read from the feature cache
+    char *why;   // skipped: the reason, else NULL
 } Slot;
 
+// What a run reads from: the metadata file, or a layout's ROOT and the face cascade.
+typedef struct {
+    const char *src;       // METADATA or ROOT, for messages
+    const char *what;      // "rows" or "files"
+    const Cascade *cascade; // --layout only
+    const char *cache;     // --layout: DIR/.cache
+    const char *header;    // --layout: labels.csv's fields after id,speaker
+    StoreDtype dtype;
+    int d_a, d_v;
+} Job;
+
+// ---- the per-file feature cache of --layout: one file per finished media file ----
+//   char[8] "AVTFCACH", i32 T, d_a, d_v, u32 path length, the relative path, audio (T, d_a) f32, video (T, d_v) f32
+// The name hashes (relative path, size, mtime), so an edited or replaced file misses; the stored path guards the
+// (unlikely) hash collision.
+static const char CACHE_MAGIC[8] = {'A', 'V', 'T', 'F', 'C', 'A', 'C', 'H'};
+
+static char *cache_name(const Job *j, const char *rel, const struct stat *st) {
+    uint64_t h = 1469598103934665603ull; // FNV-1a 64
+    char key[64];
+    int n = snprintf(key, sizeof key, "|%lld|%lld.%09ld", (long long)st->st_size, (long long)st->st_mtim.tv_sec,
+                     (long)st->st_mtim.tv_nsec);
+    for (const char *c = rel; *c; c++) h = (h ^ (uint8_t)*c) * 1099511628211ull;
+    for (int k = 0; k < n; k++) h = (h ^ (uint8_t)key[k]) * 1099511628211ull;
+    return str_printf("%s/%016llx.feat", j->cache, (unsigned long long)h);
+}
+
+static int cache_read(Slot *o, const char *path, const char *rel, int d_a, int d_v) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char magic[8];
+    int32_t hdr[3];
+    uint32_t len;
+    int ok = fread(magic, 1, 8, f) == 8 && memcmp(magic, CACHE_MAGIC, 8) == 0 && fread(hdr, sizeof hdr, 1, f) == 1 &&
+             hdr[0] >= 1 && hdr[1] == d_a && hdr[2] == d_v && fread(&len, sizeof len, 1, f) == 1 &&
+             len == strlen(rel);
+    char *p = ok ? malloc_check(len + 1) : NULL;
+    ok = ok && fread(p, 1, len, f) == len && memcmp(p, rel, len) == 0;
+    free(p);
+    if (ok) {
+        size_t na = (size_t)hdr[0] * d_a, nv = (size_t)hdr[0] * d_v;
+        o->a = (Features){malloc_check(na * sizeof(float)), hdr[0], d_a};
+        o->v = (Features){malloc_check(nv * sizeof(float)), hdr[0], d_v};
+        ok = fread(o->a.data, sizeof(float), na, f) == na && fread(o->v.data, sizeof(float), nv, f) == nv &&
+             fgetc(f) == EOF;
+        if (!ok) {
+            features_free(&o->a);
+            features_free(&o->v);
+        }
+    }
+    fclose(f);
+    return ok ? 0 : -1;
+}
+
+typedef struct {
+    const Slot *o;
+    const char *rel;
+} CacheEntry;
+
+static int cache_write_fn(FILE *f, void *ctx, AvtErr *err) {
+    const CacheEntry *c = ctx;
+    int32_t hdr[3] = {c->o->a.T, c->o->a.D, c->o->v.D};
+    uint32_t len = (uint32_t)strlen(c->rel);
+    size_t na = (size_t)hdr[0] * hdr[1], nv = (size_t)hdr[0] * hdr[2];
+    if (fwrite(CACHE_MAGIC, 1, 8, f) != 8 || fwrite(hdr, sizeof hdr, 1, f) != 1 || fwrite(&len, sizeof len, 1, f) != 1 ||
+        fwrite(c->rel, 1, len, f) != len || fwrite(c->o->a.data, sizeof(float), na, f) != na ||
+        fwrite(c->o->v.data, sizeof(float), nv, f) != nv)
+        return avt_err_set(err, "%s: write failed: %s", c->rel, strerror(errno));
+    return 0;
+}
+
+// One media file's features: from the cache, else computed (and cached).
+static int load_media(Slot *o, const Job *j, const Row *r, AvtErr *err) {
+    const char *rel = r->audio + strlen(j->src) + 1;
+    struct stat st;
+    if (stat(r->audio, &st) != 0) return avt_err_set(err, "%s: %s", r->audio, strerror(errno));
+    char *cache = cache_name(j, rel, &st);
+    int rc = 0;
+    if (cache_read(o, cache, rel, j->d_a, j->d_v) == 0) o->cached = 1;
+    else {
+        AvFeatures f;
+        MediaLimits lim = {0}; // the defaults
+        rc = av_features(&f, r->audio, j->cascade, &lim, err);
+        if (rc == 0) {
+            o->a = f.audio; // the features move into the slot
+            o->v = f.video;
+            f.audio = f.video = (Features){0};
+            av_features_free(&f);
+            CacheEntry c = {o, rel};
+            rc = avt_write_atomic(cache, cache_write_fn, &c, err);
+        }
+    }
+    free(cache);
+    return rc;
+}
+
 // Reads and checks one row's files; on failure the slot holds the reason.
-static void load_row(Slot *o, const char *meta, const Row *r, int d_a, int d_v, StoreDtype dtype) {
+static void load_row(Slot *o, const Job *j, const Row *r) {
     AvtErr err;
     memset(o, 0, sizeof *o);
     if (r->bad) {
-        o->why = str_printf("%s:%d: %s", meta, r->line, r->bad);
+        o->why = j->cascade ? str_printf("%s: %s", r->audio, r->bad) : str_printf("%s:%d: %s", j->src, r->line, r->bad);
         return;
     }
-    int rc = features_read_audio(&o->a, r->audio, d_a, &err);
-    if (rc == 0) rc = features_read_video(&o->v, r->video, d_v, &err);
-    if (rc == 0) {
-        features_align(&o->a, &o->v);
-        if (o->a.T == 0) rc = avt_err_set(&err, "%s + %s: no common steps left after dropping NaN rows", r->audio,
-                                          r->video);
+    int rc;
+    if (j->cascade) rc = load_media(o, j, r, &err);
+    else {
+        rc = features_read_audio(&o->a, r->audio, j->d_a, &err);
+        if (rc == 0) rc = features_read_video(&o->v, r->video, j->d_v, &err);
+        if (rc == 0) {
+            features_align(&o->a, &o->v);
+            if (o->a.T == 0)
+                rc = avt_err_set(&err, "%s + %s: no common steps left after dropping NaN rows", r->audio, r->video);
+        }
     }
     AvtErr val;
-    if (rc == 0 && store_check_values(o->a.data, (size_t)o->a.T * (size_t)d_a, dtype, r->id, &val))
+    if (rc == 0 && store_check_values(o->a.data, (size_t)o->a.T * (size_t)j->d_a, j->dtype, r->id, &val))
         rc = avt_err_set(&err, "%s: %s", r->audio, val.msg);
-    if (rc == 0 && store_check_values(o->v.data, (size_t)o->v.T * (size_t)d_v, dtype, r->id, &val))
-        rc = avt_err_set(&err, "%s: %s", r->video, val.msg);
+    if (rc == 0 && store_check_values(o->v.data, (size_t)o->v.T * (size_t)j->d_v, j->dtype, r->id, &val))
+        rc = avt_err_set(&err, "%s: %s", j->cascade ? r->audio : r->video, val.msg);
     if (rc) {
         features_free(&o->a);
         features_free(&o->v);
-        o->why = str_printf("%s:%d: %s", meta, r->line, err.msg);
+        o->why = j->cascade ? dup_check(err.msg) : str_printf("%s:%d: %s", j->src, r->line, err.msg);
     }
 }
 
@@ -219,14 +347,50 @@ static int verify(const char *dir) {
     return 0;
 }
 
-static int prepare(const char *meta, const char *dir, StoreDtype dtype, int shard_size, int d_a, int d_v) {
+// A CSV field, quoted when it holds a comma, a quote or a line break.
+static void csv_field(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+typedef struct {
+    const Job *j;
+    const Row *rows;
     int n;
-    Row *rows = read_metadata(meta, &n);
+} LabelsCtx;
+
+static int labels_write_fn(FILE *f, void *ctx, AvtErr *err) {
+    const LabelsCtx *c = ctx;
+    fprintf(f, "id,speaker,%s\n", c->j->header);
+    for (int i = 0; i < c->n; i++) {
+        const Row *r = &c->rows[i];
+        if (!r->stored) continue;
+        csv_field(f, r->id);
+        fputc(',', f);
+        csv_field(f, r->speaker);
+        fprintf(f, ",%s\n", r->labels);
+    }
+    return ferror(f) ? avt_err_set(err, "labels.csv: write failed: %s", strerror(errno)) : 0;
+}
+
+static int prepare(const Job *j, Row *rows, int n, const char *dir, int shard_size) {
     StoreWriter *w;
     AvtErr err;
-    if (store_writer_open(&w, dir, dtype, d_a, d_v, shard_size, &err)) avt_die("%s", err.msg);
-    char *skipped_path = str_printf("%s/skipped.txt", dir);
+    if (store_writer_open(&w, dir, j->dtype, j->d_a, j->d_v, shard_size, &err)) avt_die("%s", err.msg);
+    char *skipped_path = str_printf("%s/skipped.txt", dir), *labels_path = str_printf("%s/labels.csv", dir);
+    // Neither may outlive the store they describe.
     if (remove(skipped_path) != 0 && errno != ENOENT) avt_die("%s: cannot remove: %s", skipped_path, strerror(errno));
+    if (remove(labels_path) != 0 && errno != ENOENT) avt_die("%s: cannot remove: %s", labels_path, strerror(errno));
+    if (j->cache && mkdir(j->cache, 0777) != 0 && errno != EEXIST)
+        avt_die("%s: cannot create: %s", j->cache, strerror(errno));
 #ifdef _OPENMP
     int chunk = 16 * omp_get_max_threads();
 #else
@@ -234,17 +398,17 @@ static int prepare(const char *meta, const char *dir, StoreDtype dtype, int shar
 #endif
     Slot *slots = calloc_check((size_t)chunk, sizeof *slots);
     FILE *skipped = NULL;
-    int n_skipped = 0;
+    int n_skipped = 0, n_cached = 0;
     Progress prog;
-    progress_start(&prog, "rows", n);
+    progress_start(&prog, j->what, n);
     for (int i0 = 0; i0 < n; i0 += chunk) {
         int m = n - i0 < chunk ? n - i0 : chunk;
-        // Files are read in parallel, then stored in metadata order: the store does not depend on the threads.
+        // Files are read in parallel, then stored in row order: the store does not depend on the threads.
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int j = 0; j < m; j++) load_row(&slots[j], meta, &rows[i0 + j], d_a, d_v, dtype);
-        for (int j = 0; j < m; j++) {
-            Slot *o = &slots[j];
-            const Row *r = &rows[i0 + j];
+        for (int k = 0; k < m; k++) load_row(&slots[k], j, &rows[i0 + k]);
+        for (int k = 0; k < m; k++) {
+            Slot *o = &slots[k];
+            Row *r = &rows[i0 + k];
             if (o->why) {
                 if (!skipped) {
                     skipped = fopen(skipped_path, "w");
@@ -260,6 +424,8 @@ static int prepare(const char *meta, const char *dir, StoreDtype dtype, int shar
                 store_writer_abort(w);
                 avt_die("%s", err.msg);
             }
+            r->stored = 1;
+            n_cached += o->cached;
             features_free(&o->a);
             features_free(&o->v);
         }
@@ -269,42 +435,231 @@ static int prepare(const char *meta, const char *dir, StoreDtype dtype, int shar
     if (skipped) fclose_check(skipped, skipped_path);
     if (n_skipped == n) {
         store_writer_abort(w);
-        avt_die("%s: every row was skipped (reasons in %s)", meta, skipped_path);
+        avt_die("%s: every %.*s was skipped (reasons in %s)", j->src, (int)strlen(j->what) - 1, j->what, // singular
+                skipped_path);
     }
     size_t n_utt;
     uint32_t n_spk;
     uint64_t steps, bytes;
     store_writer_totals(w, &n_utt, &n_spk, &steps, &bytes);
     if (store_writer_finish(w, &err)) avt_die("%s", err.msg);
-    fprintf(stderr, "prepared %zu utterances of %u speakers (%llu steps, %llu bytes, %s) into %s in %.1f s\n", n_utt,
-            n_spk, (unsigned long long)steps, (unsigned long long)bytes, dtype == STORE_F16 ? "f16" : "f32", dir,
+    LabelsCtx lc = {j, rows, n};
+    if (j->header && avt_write_atomic(labels_path, labels_write_fn, &lc, &err)) avt_die("%s", err.msg);
+    fprintf(stderr, "prepared %zu utterances of %u speakers (%llu steps, %llu bytes, %s) into %s in %.1f s", n_utt,
+            n_spk, (unsigned long long)steps, (unsigned long long)bytes, j->dtype == STORE_F16 ? "f16" : "f32", dir,
             cli_now() - prog.t0);
-    if (n_skipped) fprintf(stderr, "skipped %d of %d rows: reasons in %s\n", n_skipped, n, skipped_path);
+    if (j->cache) fprintf(stderr, "; %d from cache, %zu computed", n_cached, n_utt - (size_t)n_cached);
+    fputc('\n', stderr);
+    if (n_skipped) fprintf(stderr, "skipped %d of %d %s: reasons in %s\n", n_skipped, n, j->what, skipped_path);
+    free(slots);
+    free(skipped_path);
+    free(labels_path);
+    return n_skipped ? 2 : 0;
+}
+
+static void free_rows(Row *rows, int n) {
     for (int i = 0; i < n; i++) {
         free(rows[i].audio);
         free(rows[i].video);
         free(rows[i].id);
         free(rows[i].speaker);
+        free(rows[i].labels);
         free(rows[i].bad);
     }
     free(rows);
-    free(slots);
-    free(skipped_path);
-    return n_skipped ? 2 : 0;
+}
+
+// ---- --layout: dataset trees ----
+
+// Splits rel at '/' into at most max components (in buf, which it overwrites); the count, or max + 1 if more.
+static int components(char *buf, char **c, int max) {
+    int n = 0;
+    for (char *s = buf; s; n++) {
+        if (n == max) return max + 1;
+        c[n] = s;
+        s = strchr(s, '/');
+        if (s) *s++ = '\0';
+    }
+    return n;
+}
+
+static int is_digits(const char *s, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        if (s[k] < '0' || s[k] > '9') return 0;
+    return 1;
+}
+
+// The file name's stem when it ends in ext (cut in place), else NULL.
+static char *stem(char *name, const char *ext) {
+    size_t n = strlen(name), e = strlen(ext);
+    if (n <= e || strcmp(name + n - e, ext) != 0) return NULL;
+    name[n - e] = '\0';
+    return name;
+}
+
+// Each parser: 0 if rel is not a file of the layout; 1 if it is, with r->speaker and r->labels set, or r->bad.
+static int parse_voxceleb2(const char *rel, Row *r) {
+    char buf[4096], *c[5], *s;
+    snprintf(buf, sizeof buf, "%s", rel);
+    if (components(buf, c, 5) != 5 || strcmp(c[1], "mp4") != 0 || !(s = stem(c[4], ".mp4"))) return 0;
+    if (!is_identity(c[2], strlen(c[2])))
+        r->bad = str_printf("'%s' is not a VoxCeleb2 identity directory (id + digits)", c[2]);
+    r->speaker = dup_check(c[2]);
+    r->labels = str_printf("%s,%s", c[0], c[3]);
+    return 1;
+}
+
+static int one_of(const char *s, const char *const *set) {
+    for (; *set; set++)
+        if (strcmp(s, *set) == 0) return 1;
+    return 0;
+}
+
+static int parse_cremad(const char *rel, Row *r) {
+    static const char *const emotions[] = {"ANG", "DIS", "FEA", "HAP", "NEU", "SAD", NULL};
+    static const char *const levels[] = {"LO", "MD", "HI", "XX", NULL};
+    char buf[4096], *c[2], *s;
+    snprintf(buf, sizeof buf, "%s", rel);
+    if (components(buf, c, 2) != 2 || !(s = stem(c[1], ".flv"))) return 0;
+    // ActorID_Sentence_Emotion_Level: 4 digits, 3 capitals, an emotion code, a level code
+    if (strlen(s) != 15 || !is_digits(s, 4) || s[4] != '_' || s[8] != '_' || s[12] != '_') {
+        r->bad = dup_check("name is not ActorID_Sentence_Emotion_Level (e.g. 1001_DFA_ANG_XX)");
+        return 1;
+    }
+    s[4] = s[8] = s[12] = '\0';
+    if (!one_of(s + 9, emotions) || !one_of(s + 13, levels)) {
+        r->bad = str_printf("emotion '%s' or level '%s' is not a CREMA-D code", s + 9, s + 13);
+        return 1;
+    }
+    r->speaker = dup_check(s);
+    r->labels = str_printf("%s,%s,%s", s + 5, s + 9, s + 13);
+    return 1;
+}
+
+static int parse_ravdess(const char *rel, Row *r) {
+    static const char *const emotions[] = {"neutral", "calm",    "happy",   "sad",
+                                           "angry",   "fearful", "disgust", "surprised"};
+    char buf[4096], *c[2], *s;
+    snprintf(buf, sizeof buf, "%s", rel);
+    if (components(buf, c, 2) != 2 || strncmp(c[0], "Actor_", 6) != 0 || !(s = stem(c[1], ".mp4"))) return 0;
+    int f[7], len = 0;
+    if (strlen(s) != 20 || sscanf(s, "%2d-%2d-%2d-%2d-%2d-%2d-%2d%n", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6],
+                                  &len) != 7 || len != 20) {
+        r->bad = dup_check("name is not seven two-digit fields MM-VV-EE-II-SS-RR-AA");
+        return 1;
+    }
+    if (f[0] != 1) return 0; // video-only (02) and audio-only (03) files: the full-AV file (01) holds both
+    if (f[1] < 1 || f[1] > 2 || f[2] < 1 || f[2] > 8 || f[3] < 1 || f[3] > 2 || f[4] < 1 || f[4] > 2 || f[5] < 1 ||
+        f[5] > 2) {
+        r->bad = dup_check("a field is out of RAVDESS's codes");
+        return 1;
+    }
+    if (strcmp(c[0] + 6, s + 18) != 0) r->bad = str_printf("actor %s is not the directory's", s + 18);
+    r->speaker = dup_check(c[0]);
+    r->labels = str_printf("%s,%s,%s,%d,%d", f[1] == 1 ? "speech" : "song", emotions[f[2] - 1],
+                           f[3] == 1 ? "normal" : "strong", f[4], f[5]);
+    return 1;
+}
+
+typedef struct {
+    const char *name;
+    const char *dirs[3];  // walked under ROOT
+    const char *pattern;  // for the empty-tree message
+    const char *header;   // labels.csv's fields after id,speaker
+    int (*parse)(const char *rel, Row *r);
+} Layout;
+
+static const Layout LAYOUTS[] = {
+    {"voxceleb2", {"dev/mp4", "test/mp4", NULL}, "{dev,test}/mp4/idNNNNN/VIDEOID/NNNNN.mp4", "split,video",
+     parse_voxceleb2},
+    {"cremad", {"VideoFlash", NULL}, "VideoFlash/*.flv", "sentence,emotion,level", parse_cremad},
+    {"ravdess", {"", NULL}, "Actor_NN/01-*.mp4", "channel,emotion,intensity,statement,repetition", parse_ravdess},
+};
+
+typedef struct {
+    char **v;
+    int n, cap;
+} Paths;
+
+// Every regular file under root/rel (symbolic links followed, dot files passed over), as paths relative to root.
+static void walk(const char *root, const char *rel, Paths *p) {
+    char *dir = *rel ? str_printf("%s/%s", root, rel) : dup_check(root);
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno != ENOENT || !*rel) avt_die("%s: cannot open: %s", dir, strerror(errno));
+        free(dir);
+        return; // a split or directory this copy of the dataset lacks
+    }
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.') continue;
+        char *sub = *rel ? str_printf("%s/%s", rel, e->d_name) : dup_check(e->d_name);
+        char *full = str_printf("%s/%s", root, sub);
+        struct stat st;
+        int ok = stat(full, &st) == 0;
+        if (ok && S_ISDIR(st.st_mode)) {
+            walk(root, sub, p);
+            free(sub);
+        } else if (ok && S_ISREG(st.st_mode)) {
+            if (p->n == p->cap) {
+                p->cap = p->cap ? 2 * p->cap : 1024;
+                p->v = realloc(p->v, (size_t)p->cap * sizeof *p->v);
+                if (!p->v) avt_fatal("out of memory listing %s", root);
+            }
+            p->v[p->n++] = sub;
+        } else free(sub);
+        free(full);
+    }
+    closedir(d);
+    free(dir);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// The layout's files under root, sorted by path (the store's order): one row each.
+static Row *read_layout(const Layout *L, const char *root, int *n_out) {
+    struct stat st;
+    if (stat(root, &st) != 0) avt_die("%s: cannot open: %s", root, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) avt_die("%s: not a directory", root);
+    Paths p = {0};
+    for (int k = 0; L->dirs[k]; k++) walk(root, L->dirs[k], &p);
+    qsort(p.v, (size_t)p.n, sizeof *p.v, cmp_str);
+    Row *rows = calloc_check((size_t)(p.n ? p.n : 1), sizeof *rows);
+    int n = 0;
+    for (int i = 0; i < p.n; i++) {
+        Row *r = &rows[n];
+        if (L->parse(p.v[i], r)) {
+            r->audio = str_printf("%s/%s", root, p.v[i]);
+            r->id = id_of(p.v[i]);
+            if (!r->speaker) r->speaker = dup_check("");
+            if (!r->labels) r->labels = dup_check("");
+            if (!r->bad && strlen(r->id) > STORE_ID_MAX)
+                r->bad = str_printf("utterance id is longer than %d bytes", STORE_ID_MAX);
+            n++;
+        }
+        free(p.v[i]);
+    }
+    free(p.v);
+    if (n == 0) avt_die("%s: no %s files here (%s)", root, L->name, L->pattern);
+    *n_out = n;
+    return rows;
 }
 
 int cmd_prepare(int argc, char **argv) {
-    const char *meta = NULL, *out = NULL, *check = NULL;
+    const char *meta = NULL, *out = NULL, *check = NULL, *layout = NULL, *root = NULL, *xml = AV_CASCADE_DEFAULT;
     StoreDtype dtype = STORE_F16;
-    int shard_size = 1000, threads = 0, d_a = 512, d_v = OPENFACE_AU_DIM;
+    int shard_size = 1000, threads = 0, d_a = 0, d_v = 0; // 0: not given
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_help(a)) {
             fputs(HELP, stdout);
             return 0;
         } else if (cli_is(a, "--from-csv")) meta = cli_value(argc, argv, &i);
-        else if (cli_is(a, "--out")) out = cli_value(argc, argv, &i);
+        else if (cli_is(a, "--layout")) {
+            layout = cli_value(argc, argv, &i);
+            root = cli_value(argc, argv, &i);
+        } else if (cli_is(a, "--out")) out = cli_value(argc, argv, &i);
         else if (cli_is(a, "--verify")) check = cli_value(argc, argv, &i);
+        else if (cli_is(a, "--cascade")) xml = cli_value(argc, argv, &i);
         else if (cli_is(a, "--shard-size")) shard_size = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 24);
         else if (cli_is(a, "--threads")) threads = cli_int(a, cli_value(argc, argv, &i), 1, 4096);
         else if (cli_is(a, "--audio-dim")) d_a = cli_int(a, cli_value(argc, argv, &i), 1, 1 << 16);
@@ -318,10 +673,34 @@ int cmd_prepare(int argc, char **argv) {
     }
     cli_set_threads(threads);
     if (check) {
-        if (meta || out) avt_die("prepare: give either --verify DIR or --from-csv/--out, not both");
+        if (meta || out || layout) avt_die("prepare: give either --verify DIR or --from-csv/--layout and --out");
         return verify(check);
     }
-    if (!meta) avt_die("prepare: --from-csv is required (see avt prepare --help)");
+    if (meta && layout) avt_die("prepare: give --from-csv or --layout, not both");
+    if (!meta && !layout) avt_die("prepare: --from-csv is required, or --layout (see avt prepare --help)");
     if (!out) avt_die("prepare: --out is required (see avt prepare --help)");
-    return prepare(meta, out, dtype, shard_size, d_a, d_v);
+    int n, rc;
+    Row *rows;
+    if (meta) {
+        Job j = {meta, "rows", NULL, NULL, NULL, dtype, d_a ? d_a : 512, d_v ? d_v : OPENFACE_AU_DIM};
+        rows = read_metadata(meta, &n);
+        rc = prepare(&j, rows, n, out, shard_size);
+    } else {
+        const Layout *L = NULL;
+        for (size_t k = 0; k < sizeof LAYOUTS / sizeof *LAYOUTS; k++)
+            if (strcmp(layout, LAYOUTS[k].name) == 0) L = &LAYOUTS[k];
+        if (!L) avt_die("--layout: '%s' is not voxceleb2, cremad or ravdess", layout);
+        if (d_a || d_v) avt_die("prepare: --audio-dim and --video-dim are for --from-csv (--layout computes 512 + 17)");
+        rows = read_layout(L, root, &n);
+        Cascade cascade;
+        AvtErr err;
+        if (cascade_load(&cascade, xml, &err)) avt_die("%s", err.msg);
+        char *cache = str_printf("%s/.cache", out);
+        Job j = {root, "files", &cascade, cache, L->header, dtype, FBANK_STEP_DIM, FACE_D};
+        rc = prepare(&j, rows, n, out, shard_size);
+        free(cache);
+        cascade_free(&cascade);
+    }
+    free_rows(rows, n);
+    return rc;
 }

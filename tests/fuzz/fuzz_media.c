@@ -19,14 +19,10 @@ static int touch_frame(void *ctx, const uint8_t *gray, int w, int h, double t) {
     return 0;
 }
 
-static char path[64];
-static void remove_input(void) { unlink(path); }
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (!path[0]) {
-        snprintf(path, sizeof path, "/tmp/fuzz_media.%d", (int)getpid());
-        atexit(remove_input);
-    }
+    // In the working directory (make fuzz-media runs in the build folder): libFuzzer's exit skips atexit cleanup.
+    static char path[64];
+    if (!path[0]) snprintf(path, sizeof path, "fuzz_media_input.%d", (int)getpid());
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) abort();
     // Small limits keep each input fast: a few seconds of wall clock, 10 s of media, 64-pixel frames.

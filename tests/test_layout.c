@@ -1,0 +1,156 @@
+// avt prepare --layout: small CREMA-D, VoxCeleb2 and RAVDESS trees built from the real-media fixtures
+// (tests/fixtures.sh) -> a store, labels.csv, the skipped list, the feature cache a rerun reuses, and pretraining
+// on the result.
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../data/media.h"
+#include "../data/store.h"
+#include "testutil.h"
+
+static const char *dir;
+static int fixtures_rc = -1; // tests/fixtures.sh's exit status; -1: built without FFmpeg
+
+// The trees: copies of the 3 s fixture clips under each dataset's names (one FLV, not two, per CREMA-D actor, as
+// its clips are the slow ones), the defective CREMA-D clip among them, and files each layout passes over.
+static void setup(void) {
+    dir = test_tmpdir();
+    if (!media_have_ffmpeg()) return;
+    fixtures_rc = test_run("bash tests/fixtures.sh %s/fx >/dev/null", dir);
+    if (fixtures_rc != 0) return;
+    const char *vox = "fx/vox2/dev/mp4/id00012/21Uxsk56VDQ/00001.mp4";
+    cr_assert_eq(test_run("cd %s && mkdir -p cd/VideoFlash cd/AudioWAV vx/dev/mp4/id00012/21Uxsk56VDQ "
+                          "vx/test/mp4/id00020/x-Y_z vx/dev/aac/id00012 rv/Actor_01 rv/Actor_02 empty && "
+                          "cp fx/1001_DFA_ANG_XX.flv cd/VideoFlash/ && cp fx/1001_DFA_ANG_XX.flv "
+                          "cd/VideoFlash/1002_IEO_HAP_HI.flv && cp fx/bad/1076_MTI_SAD_XX.flv cd/VideoFlash/ && "
+                          "cp fx/1001_DFA_ANG_XX.wav cd/AudioWAV/ && "
+                          "cp %s vx/dev/mp4/id00012/21Uxsk56VDQ/00001.mp4 && "
+                          "cp %s vx/dev/mp4/id00012/21Uxsk56VDQ/00002.mp4 && cp %s vx/test/mp4/id00020/x-Y_z/00001.mp4 && "
+                          "cp fx/bad/audio_only.m4a vx/dev/aac/id00012/00001.m4a && "
+                          "cp %s rv/Actor_01/01-01-03-01-01-01-01.mp4 && cp %s rv/Actor_01/02-01-03-01-01-01-01.mp4 && "
+                          "cp %s rv/Actor_02/01-02-08-02-02-02-02.mp4 && touch rv/Actor_01/03-01-03-01-01-01-01.wav",
+                          dir, vox, vox, vox, vox, vox, vox),
+                 0, "building the dataset trees failed");
+}
+TestSuite(layout, .init = setup, .fini = test_tmpdir_remove, .timeout = 300);
+
+#define NEED_FIXTURES()                                                                                            \
+    do {                                                                                                           \
+        if (fixtures_rc == -1) cr_skip_test("built without FFmpeg");                                              \
+        if (fixtures_rc == 2) cr_skip_test("tests/fixtures.sh: a program or package is missing (see stderr)");   \
+        cr_assert_eq(fixtures_rc, 0, "tests/fixtures.sh failed");                                                 \
+    } while (0)
+
+// `avt prepare --layout NAME ROOT --out OUT`, ROOT and OUT in the test directory, stderr to OUT.err; its exit
+// status.
+static int prepare(const char *layout, const char *root, const char *out) {
+    return test_run("%s prepare --layout %s %s/%s --out %s/%s 2>%s/%s.err", test_avt_bin(), layout, dir, root, dir,
+                    out, dir, out);
+}
+
+static void expect_file(const char *name, const char *want) {
+    char got[4096] = "";
+    FILE *f = fopen(test_path(name), "r");
+    cr_assert(f, "%s missing", name);
+    size_t n = fread(got, 1, sizeof got - 1, f);
+    got[n] = '\0';
+    fclose(f);
+    cr_expect_str_eq(got, want, "%s", name);
+}
+
+// The store in the test directory holds exactly these ids (in order) and speakers.
+static void expect_store(const char *name, int n, const char *const *ids, const char *const *speakers) {
+    Store *s;
+    AvtErr err;
+    cr_assert_eq(store_open(&s, test_path(name), &err), 0, "%s", err.msg);
+    cr_assert_eq(store_size(s), (size_t)n, "%s: %zu utterances, want %d", name, store_size(s), n);
+    for (int i = 0; i < n; i++) {
+        cr_expect_str_eq(store_id(s, (size_t)i), ids[i]);
+        cr_expect_str_eq(store_speaker_name(s, store_speaker(s, (size_t)i)), speakers[i]);
+        cr_expect_eq(store_len(s, (size_t)i), 15, "%s: 3 s give 15 steps", ids[i]);
+    }
+    cr_expect_eq(store_d_a(s), 512);
+    cr_expect_eq(store_d_v(s), 17);
+    store_close(s);
+}
+
+// CREMA-D: the defective clip is skipped with its reason (exit 2); the labels come from the names. A rerun after
+// an interruption (no manifest) takes every finished file from the cache and writes the same store.
+Test(layout, cremad_skips_defect_and_resumes) {
+    NEED_FIXTURES();
+    cr_assert_eq(prepare("cremad", "cd", "s"), 2, "exit 2 when a file was skipped");
+    const char *ids[] = {"VideoFlash/1001_DFA_ANG_XX", "VideoFlash/1002_IEO_HAP_HI"}, *spk[] = {"1001", "1002"};
+    expect_store("s", 2, ids, spk);
+    expect_file("s/labels.csv", "id,speaker,sentence,emotion,level\n"
+                                "VideoFlash/1001_DFA_ANG_XX,1001,DFA,ANG,XX\n"
+                                "VideoFlash/1002_IEO_HAP_HI,1002,IEO,HAP,HI\n");
+    cr_expect_eq(test_run("grep -q '1076_MTI_SAD_XX.flv: no audio stream' %s/s/skipped.txt", dir), 0);
+    cr_expect_eq(test_run("test $(wc -l < %s/s/skipped.txt) -eq 1", dir), 0);
+    cr_expect_eq(test_run("grep -q 'skipped: .*1076_MTI_SAD_XX.flv: no audio stream' %s/s.err", dir), 0);
+    cr_expect_eq(test_run("grep -q 'skipped 1 of 3 files' %s/s.err", dir), 0);
+    cr_expect_eq(test_run("grep -q '0 from cache, 2 computed' %s/s.err", dir), 0);
+
+    cr_assert_eq(test_run("cd %s && cp s/shard-00000.avts first.avts && rm s/manifest.json s/labels.csv", dir), 0);
+    cr_assert_eq(prepare("cremad", "cd", "s"), 2);
+    cr_expect_eq(test_run("grep -q '2 from cache, 0 computed' %s/s.err", dir), 0, "the rerun recomputed files");
+    cr_expect_eq(test_run("cmp -s %s/first.avts %s/s/shard-00000.avts", dir, dir), 0, "the rerun's store differs");
+    expect_store("s", 2, ids, spk);
+    // A changed file misses the cache.
+    cr_assert_eq(test_run("touch -d '2001-01-01' %s/cd/VideoFlash/1002_IEO_HAP_HI.flv", dir), 0);
+    cr_assert_eq(prepare("cremad", "cd", "s"), 2);
+    cr_expect_eq(test_run("grep -q '1 from cache, 1 computed' %s/s.err", dir), 0);
+}
+
+// VoxCeleb2: two speakers over both splits (the audio-only aac tree passed over), then pretraining on the store.
+Test(layout, voxceleb2_to_pretrain) {
+    NEED_FIXTURES();
+    cr_assert_eq(prepare("voxceleb2", "vx", "s"), 0);
+    const char *ids[] = {"dev/mp4/id00012/21Uxsk56VDQ/00001", "dev/mp4/id00012/21Uxsk56VDQ/00002",
+                         "test/mp4/id00020/x-Y_z/00001"},
+               *spk[] = {"id00012", "id00012", "id00020"};
+    expect_store("s", 3, ids, spk);
+    expect_file("s/labels.csv", "id,speaker,split,video\n"
+                                "dev/mp4/id00012/21Uxsk56VDQ/00001,id00012,dev,21Uxsk56VDQ\n"
+                                "dev/mp4/id00012/21Uxsk56VDQ/00002,id00012,dev,21Uxsk56VDQ\n"
+                                "test/mp4/id00020/x-Y_z/00001,id00020,test,x-Y_z\n");
+    cr_expect_eq(test_run("test ! -e %s/s/skipped.txt", dir), 0);
+    cr_expect_eq(test_run("%s pretrain --config tiny --data %s/s --out %s/run --batch 2 --epochs 1 --val 0 "
+                          "--max-steps 2 >/dev/null 2>&1",
+                          test_avt_bin(), dir, dir),
+                 0, "pretraining on the prepared store failed");
+}
+
+// RAVDESS: full-AV files only (video-only and audio-only ones passed over), labels decoded from the codes.
+Test(layout, ravdess_labels) {
+    NEED_FIXTURES();
+    cr_assert_eq(prepare("ravdess", "rv", "s"), 0);
+    const char *ids[] = {"Actor_01/01-01-03-01-01-01-01", "Actor_02/01-02-08-02-02-02-02"},
+               *spk[] = {"Actor_01", "Actor_02"};
+    expect_store("s", 2, ids, spk);
+    expect_file("s/labels.csv", "id,speaker,channel,emotion,intensity,statement,repetition\n"
+                                "Actor_01/01-01-03-01-01-01-01,Actor_01,speech,happy,normal,1,1\n"
+                                "Actor_02/01-02-08-02-02-02-02,Actor_02,song,surprised,strong,2,2\n");
+}
+
+Test(layout, bad_input_one_line) {
+    NEED_FIXTURES();
+    char args[700];
+    snprintf(args, sizeof args, "prepare --layout cremad %s/missing --out %s/s", dir, dir);
+    test_expect_avt_error(args, "missing: cannot open");
+    snprintf(args, sizeof args, "prepare --layout mystery %s/cd --out %s/s", dir, dir);
+    test_expect_avt_error(args, "'mystery' is not voxceleb2, cremad or ravdess");
+    snprintf(args, sizeof args, "prepare --layout voxceleb2 %s/empty --out %s/s", dir, dir);
+    test_expect_avt_error(args, "no voxceleb2 files");
+    snprintf(args, sizeof args, "prepare --layout ravdess %s/cd --out %s/s", dir, dir);
+    test_expect_avt_error(args, "no ravdess files");
+    snprintf(args, sizeof args, "prepare --layout cremad %s/cd --from-csv x.csv --out %s/s", dir, dir);
+    test_expect_avt_error(args, "--from-csv or --layout, not both");
+    // Every file skipped: the reason, then exit 1 and no store.
+    cr_assert_eq(test_run("mkdir -p %s/bad/VideoFlash && cp %s/fx/bad/1076_MTI_SAD_XX.flv %s/bad/VideoFlash/", dir,
+                          dir, dir),
+                 0);
+    cr_expect_eq(prepare("cremad", "bad", "s"), 1);
+    cr_expect_eq(test_run("tail -n 1 %s/s.err | grep -q 'every file was skipped'", dir), 0);
+    cr_expect_eq(test_run("test ! -e %s/s/manifest.json", dir), 0);
+}
