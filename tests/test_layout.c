@@ -26,7 +26,8 @@ static void setup(void) {
                           "cd/VideoFlash/1002_IEO_HAP_HI.flv && cp fx/bad/1076_MTI_SAD_XX.flv cd/VideoFlash/ && "
                           "cp fx/1001_DFA_ANG_XX.wav cd/AudioWAV/ && "
                           "cp %s vx/dev/mp4/id00012/21Uxsk56VDQ/00001.mp4 && "
-                          "cp %s vx/dev/mp4/id00012/21Uxsk56VDQ/00002.mp4 && cp %s vx/test/mp4/id00020/x-Y_z/00001.mp4 && "
+                          "cp %s vx/dev/mp4/id00012/21Uxsk56VDQ/00002.mp4 && "
+                          "cp %s vx/test/mp4/id00020/x-Y_z/00001.mp4 && "
                           "cp fx/bad/audio_only.m4a vx/dev/aac/id00012/00001.m4a && "
                           "cp %s rv/Actor_01/01-01-03-01-01-01-01.mp4 && cp %s rv/Actor_01/02-01-03-01-01-01-01.mp4 && "
                           "cp %s rv/Actor_02/01-02-08-02-02-02-02.mp4 && touch rv/Actor_01/03-01-03-01-01-01-01.wav",
@@ -115,6 +116,13 @@ Test(layout, voxceleb2_to_pretrain) {
                                 "dev/mp4/id00012/21Uxsk56VDQ/00002,id00012,dev,21Uxsk56VDQ\n"
                                 "test/mp4/id00020/x-Y_z/00001,id00020,test,x-Y_z\n");
     cr_expect_eq(test_run("test ! -e %s/s/skipped.txt", dir), 0);
+    // A damaged cache entry is recomputed, to the same store.
+    cr_assert_eq(
+        test_run("cd %s && cp s/shard-00000.avts first.avts && truncate -s 100 $(ls s/.cache/*.feat | head -1)", dir),
+        0);
+    cr_assert_eq(prepare("voxceleb2", "vx", "s"), 0);
+    cr_expect_eq(test_run("grep -q '2 from cache, 1 computed' %s/s.err", dir), 0);
+    cr_expect_eq(test_run("cmp -s %s/first.avts %s/s/shard-00000.avts", dir, dir), 0, "the rerun's store differs");
     cr_expect_eq(test_run("%s pretrain --config tiny --data %s/s --out %s/run --batch 2 --epochs 1 --val 0 "
                           "--max-steps 2 >/dev/null 2>&1",
                           test_avt_bin(), dir, dir),

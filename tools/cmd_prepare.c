@@ -36,18 +36,21 @@ static const char *HELP =
     "path component of the audio path that is a VoxCeleb2 identity (id + digits), else the audio file's directory.\n"
     "\n"
     "--layout computes the features of every media file of a dataset tree (as avt features: 512 log-mel\n"
-    "statistics + 17 face values per 200 ms step) from the file's own audio and video streams. Files, the\n"
-    "speaker, and the labels the names carry, written to DIR/labels.csv (header id,speaker,<fields>):\n"
+    "statistics + 17 face values per 200 ms step) from the file's own audio and video streams. Per layout: the\n"
+    "files taken, the speaker, and the label fields the names carry, written to DIR/labels.csv (header\n"
+    "id,speaker,<fields>; one row per stored utterance, in store order):\n"
     "  voxceleb2  ROOT/{dev,test}/mp4/idNNNNN/VIDEOID/NNNNN.mp4; speaker idNNNNN; fields split,video\n"
     "  cremad     ROOT/VideoFlash/ActorID_Sentence_Emotion_Level.flv (e.g. 1001_DFA_ANG_XX); speaker ActorID;\n"
     "             fields sentence,emotion (ANG DIS FEA HAP NEU SAD),level (LO MD HI XX); the audio is the FLV's\n"
     "             own (AudioWAV/ is not read)\n"
-    "  ravdess    ROOT/Actor_NN/MM-VV-EE-II-SS-RR-NN.mp4, full-AV files only (modality 01; video-only 02 and\n"
-    "             audio-only 03 are passed over); speaker Actor_NN; fields channel (speech song),emotion (neutral\n"
-    "             calm happy sad angry fearful disgust surprised),intensity (normal strong),statement,repetition\n"
+    "  ravdess    ROOT/Actor_NN/MM-VV-EE-II-SS-RR-NN.mp4 (NN: the directory's actor), full-AV files only\n"
+    "             (modality 01; video-only 02 and audio-only 03 are passed over); speaker Actor_NN; fields\n"
+    "             channel (speech song),emotion (neutral calm happy sad angry fearful disgust surprised),\n"
+    "             intensity (normal strong),statement (1 2),repetition (1 2)\n"
     "Utterance id: the path relative to ROOT without its extension. Each finished file's features are kept in\n"
     "DIR/.cache/ (keyed by that path, the file's size and mtime): a rerun, after an interruption or with new\n"
-    "files, computes only what is not there and rebuilds the store from the cache.\n"
+    "files, computes only what is not there and rebuilds the store from the cache (entries of changed or removed\n"
+    "files stay: delete DIR/.cache to reclaim them).\n"
     "\n"
     "  --from-csv PATH     metadata file\n"
     "  --layout NAME ROOT  a dataset tree (above)\n"
@@ -57,7 +60,8 @@ static const char *HELP =
     "  --threads N         threads reading feature or media files (default: all cores)\n"
     "  --audio-dim N       audio feature width (512; --from-csv)\n"
     "  --video-dim N       video feature width (17; --from-csv)\n"
-    "  --cascade XML       --layout: OpenCV face cascade (default " AV_CASCADE_DEFAULT ")\n"
+    "  --cascade XML       --layout: OpenCV face cascade, by default (from opencv-data)\n"
+    "                      " AV_CASCADE_DEFAULT "\n"
     "  --verify DIR        check an existing store: every shard, index and utterance CRC\n"
     "\n"
     "Rows or files that cannot be read (missing or malformed file, no audio or video stream, too short, a decode\n"
@@ -235,24 +239,27 @@ static char *cache_name(const Job *j, const char *rel, const struct stat *st) {
     return str_printf("%s/%016llx.feat", j->cache, (unsigned long long)h);
 }
 
+// 0 with the features in o, or -1 (no such file, or one that is not a whole entry for rel: it is recomputed).
 static int cache_read(Slot *o, const char *path, const char *rel, int d_a, int d_v) {
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
+    struct stat st;
     char magic[8];
     int32_t hdr[3];
     uint32_t len;
-    int ok = fread(magic, 1, 8, f) == 8 && memcmp(magic, CACHE_MAGIC, 8) == 0 && fread(hdr, sizeof hdr, 1, f) == 1 &&
-             hdr[0] >= 1 && hdr[1] == d_a && hdr[2] == d_v && fread(&len, sizeof len, 1, f) == 1 &&
-             len == strlen(rel);
+    int ok = fstat(fileno(f), &st) == 0 && fread(magic, 1, 8, f) == 8 && memcmp(magic, CACHE_MAGIC, 8) == 0 &&
+             fread(hdr, sizeof hdr, 1, f) == 1 && hdr[0] >= 1 && hdr[1] == d_a && hdr[2] == d_v &&
+             fread(&len, sizeof len, 1, f) == 1 && len == strlen(rel);
+    size_t na = ok ? (size_t)hdr[0] * d_a : 0, nv = ok ? (size_t)hdr[0] * d_v : 0;
+    // The size first, so a damaged header cannot ask for a huge buffer.
+    ok = ok && (uint64_t)st.st_size == 8 + sizeof hdr + sizeof len + len + (na + nv) * sizeof(float);
     char *p = ok ? malloc_check(len + 1) : NULL;
     ok = ok && fread(p, 1, len, f) == len && memcmp(p, rel, len) == 0;
     free(p);
     if (ok) {
-        size_t na = (size_t)hdr[0] * d_a, nv = (size_t)hdr[0] * d_v;
         o->a = (Features){malloc_check(na * sizeof(float)), hdr[0], d_a};
         o->v = (Features){malloc_check(nv * sizeof(float)), hdr[0], d_v};
-        ok = fread(o->a.data, sizeof(float), na, f) == na && fread(o->v.data, sizeof(float), nv, f) == nv &&
-             fgetc(f) == EOF;
+        ok = fread(o->a.data, sizeof(float), na, f) == na && fread(o->v.data, sizeof(float), nv, f) == nv;
         if (!ok) {
             features_free(&o->a);
             features_free(&o->v);
@@ -272,10 +279,10 @@ static int cache_write_fn(FILE *f, void *ctx, AvtErr *err) {
     int32_t hdr[3] = {c->o->a.T, c->o->a.D, c->o->v.D};
     uint32_t len = (uint32_t)strlen(c->rel);
     size_t na = (size_t)hdr[0] * hdr[1], nv = (size_t)hdr[0] * hdr[2];
-    if (fwrite(CACHE_MAGIC, 1, 8, f) != 8 || fwrite(hdr, sizeof hdr, 1, f) != 1 || fwrite(&len, sizeof len, 1, f) != 1 ||
-        fwrite(c->rel, 1, len, f) != len || fwrite(c->o->a.data, sizeof(float), na, f) != na ||
-        fwrite(c->o->v.data, sizeof(float), nv, f) != nv)
-        return avt_err_set(err, "%s: write failed: %s", c->rel, strerror(errno));
+    if (fwrite(CACHE_MAGIC, 1, 8, f) != 8 || fwrite(hdr, sizeof hdr, 1, f) != 1 ||
+        fwrite(&len, sizeof len, 1, f) != 1 || fwrite(c->rel, 1, len, f) != len ||
+        fwrite(c->o->a.data, sizeof(float), na, f) != na || fwrite(c->o->v.data, sizeof(float), nv, f) != nv)
+        return avt_err_set(err, "%s: writing its feature cache entry failed: %s", c->rel, strerror(errno));
     return 0;
 }
 

@@ -1,2 +1,0 @@
-#include <cjson/cJSON.h>
-int main(void) { cJSON_Delete(cJSON_Parse("{}")); return 0; }
