@@ -79,3 +79,7 @@ t0=$(date +%s.%N)
 "$BUILD/avt" embed --weights "$tmp/base.safetensors" --list "$tmp/pairs.csv" --out "$tmp/emb" --threads "$THREADS" 2>/dev/null
 t1=$(date +%s.%N)
 awk -v a="$t0" -v b="$t1" 'BEGIN {printf "avt embed --list: 256 utterances in %.2f s = %.1f embeddings/s (model load included)\n", b - a, 256 / (b - a)}'
+
+echo
+echo "== media features: avt prepare --layout against decoding alone and the Python pipeline, $THREADS threads =="
+THREADS=$THREADS PYTHON=$PYTHON BUILD=$BUILD bash benchmarks/bench_media.sh

@@ -9,16 +9,17 @@ static int push_frame(void *ctx, const uint8_t *gray, int w, int h, double t) {
     return face_track_push(ctx, gray, w, h, t);
 }
 
-int av_features(AvFeatures *out, const char *path, const Cascade *face_cascade, const MediaLimits *lim,
-                AvtErr *err) {
+int av_features(AvFeatures *out, const char *path, const char *audio_path, const Cascade *face_cascade,
+                const MediaLimits *lim, AvtErr *err) {
     memset(out, 0, sizeof *out);
     MediaAudio a;
-    if (media_decode(&a, NULL, path, lim, err)) return -1;
+    if (!audio_path) audio_path = path;
+    if (media_decode(&a, NULL, audio_path, lim, err)) return -1;
     int S_a = fbank_steps(a.n);
     out->seconds = (double)a.n / (double)a.rate;
     if (S_a == 0) {
         media_free(&a, NULL);
-        return avt_err_set(err, "%s: %.2f s of audio, shorter than one 200 ms step", path, out->seconds);
+        return avt_err_set(err, "%s: %.2f s of audio, shorter than one 200 ms step", audio_path, out->seconds);
     }
     FbankPlan plan;
     fbank_plan_init(&plan, FBANK_POOL_MELS);

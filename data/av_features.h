@@ -23,8 +23,11 @@ typedef struct {
     int faces;          // steps with a face
 } AvFeatures;
 
-// 0, or -1 with err naming the file (no audio or video stream, nothing decodable, too short for one step, ...).
-int av_features(AvFeatures *out, const char *path, const Cascade *face_cascade, const MediaLimits *lim, AvtErr *err);
+// The features of media file path, its audio taken from audio_path instead when that is not NULL (a dataset's
+// separate original recording, e.g. CREMA-D's 16 kHz AudioWAV next to its FLV with MP3 audio). 0, or -1 with err
+// naming the file (no audio or video stream, nothing decodable, too short for one step, ...).
+int av_features(AvFeatures *out, const char *path, const char *audio_path, const Cascade *face_cascade,
+                const MediaLimits *lim, AvtErr *err);
 void av_features_free(AvFeatures *f);
 
 #endif

@@ -91,6 +91,22 @@ Test(layout, cremad_skips_defect_and_resumes) {
     cr_expect_eq(test_run("grep -q 'skipped: .*1076_MTI_SAD_XX.flv: no audio stream' %s/s.err", dir), 0);
     cr_expect_eq(test_run("grep -q 'skipped 1 of 3 files' %s/s.err", dir), 0);
     cr_expect_eq(test_run("grep -q '0 from cache, 2 computed' %s/s.err", dir), 0);
+    // 1001 and 1002 are the same FLV, but 1001 has its 16 kHz original in AudioWAV/: same video, other audio.
+    {
+        Store *st;
+        AvtErr err;
+        cr_assert_eq(store_open(&st, test_path("s"), &err), 0, "%s", err.msg);
+        int T = store_len(st, 0);
+        cr_assert_eq(T, store_len(st, 1));
+        float *a0 = malloc((size_t)T * 512 * sizeof(float)), *a1 = malloc((size_t)T * 512 * sizeof(float));
+        float *v0 = malloc((size_t)T * 17 * sizeof(float)), *v1 = malloc((size_t)T * 17 * sizeof(float));
+        cr_assert_eq(store_read(st, 0, 0, T, a0, v0, &err), 0, "%s", err.msg);
+        cr_assert_eq(store_read(st, 1, 0, T, a1, v1, &err), 0, "%s", err.msg);
+        cr_expect(memcmp(v0, v1, (size_t)T * 17 * sizeof(float)) == 0, "the same video gave other face features");
+        cr_expect(memcmp(a0, a1, (size_t)T * 512 * sizeof(float)) != 0, "AudioWAV/1001_DFA_ANG_XX.wav was not used");
+        free(a0), free(a1), free(v0), free(v1);
+        store_close(st);
+    }
 
     cr_assert_eq(test_run("cd %s && cp s/shard-00000.avts first.avts && rm s/manifest.json s/labels.csv", dir), 0);
     cr_assert_eq(prepare("cremad", "cd", "s"), 2);
@@ -101,6 +117,30 @@ Test(layout, cremad_skips_defect_and_resumes) {
     cr_assert_eq(test_run("touch -d '2001-01-01' %s/cd/VideoFlash/1002_IEO_HAP_HI.flv", dir), 0);
     cr_assert_eq(prepare("cremad", "cd", "s"), 2);
     cr_expect_eq(test_run("grep -q '1 from cache, 1 computed' %s/s.err", dir), 0);
+}
+
+// MSP-IMPROV: AVI clips in any folder layout, the WAV beside one of them, labels from the name and Evaluation.txt
+// (its aggregate line; rater lines and clips it does not list are handled).
+Test(layout, mspimprov_labels) {
+    NEED_FIXTURES();
+    cr_assert_eq(test_run("cd %s && mkdir -p mi/session1/S01A/P mi/Video/session2 && "
+                          "ffmpeg -v error -i fx/vox2/dev/mp4/id00012/21Uxsk56VDQ/00001.mp4 -c copy "
+                          "mi/session1/S01A/P/MSP-IMPROV-S01A-F01-P-FM01.avi && "
+                          "cp fx/1001_DFA_ANG_XX.wav mi/session1/S01A/P/MSP-IMPROV-S01A-F01-P-FM01.wav && "
+                          "cp mi/session1/S01A/P/MSP-IMPROV-S01A-F01-P-FM01.avi "
+                          "mi/Video/session2/MSP-IMPROV-S20H-M02-R-MM02.avi && "
+                          "printf 'UTD-IMPROV-S01A-F01-P-FM01.avi; A; A:2.333333; V:3.333333; D:3.0 ; N:3.666667;\n"
+                          "rater01; Angry; tense; A:2; V:3; D:3; N:4;\n' > mi/Evaluation.txt",
+                          dir),
+                 0, "building the MSP-IMPROV tree failed");
+    cr_assert_eq(prepare("mspimprov", "mi", "s"), 0);
+    const char *ids[] = {"Video/session2/MSP-IMPROV-S20H-M02-R-MM02", "session1/S01A/P/MSP-IMPROV-S01A-F01-P-FM01"},
+               *spk[] = {"M02", "F01"};
+    expect_store("s", 2, ids, spk);
+    expect_file("s/labels.csv",
+                "id,speaker,session,sentence,emotion,condition,turn,category,arousal,valence,dominance\n"
+                "Video/session2/MSP-IMPROV-S20H-M02-R-MM02,M02,02,20,H,R,MM02,,,,\n"
+                "session1/S01A/P/MSP-IMPROV-S01A-F01-P-FM01,F01,01,01,A,P,FM01,A,2.33333,3.33333,3\n");
 }
 
 // VoxCeleb2: two speakers over both splits (the audio-only aac tree passed over), then pretraining on the store.

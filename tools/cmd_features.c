@@ -30,7 +30,8 @@ static void write_floats(const char *path, const float *x, size_t n) {
 }
 
 static void plot(const char *png, const AvFeatures *f, const char *media) {
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) avt_die("--plot needs gnuplot (apt-get install gnuplot-nox)");
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0)
+        avt_die("--plot needs gnuplot (apt-get install gnuplot-nox)");
     char fb[4200], cr[4200], cmd[16384];
     snprintf(fb, sizeof fb, "%s.fbank.tmp", png);
     snprintf(cr, sizeof cr, "%s.crops.tmp", png);
@@ -93,7 +94,7 @@ int cmd_features(int argc, char **argv) {
     if (cascade_load(&cascade, xml, &err)) avt_die("%s", err.msg);
     AvFeatures f;
     MediaLimits lim = {0}; // the defaults
-    if (av_features(&f, media, &cascade, &lim, &err)) avt_die("%s", err.msg);
+    if (av_features(&f, media, NULL, &cascade, &lim, &err)) avt_die("%s", err.msg);
     printf("%s: %.2f s, %d steps of 200 ms; audio (%d, %d), video (%d, %d); a face in %d of %d steps\n", media,
            f.seconds, f.audio.T, f.audio.T, f.audio.D, f.video.T, f.video.D, f.faces, f.video.T);
     if (out) {

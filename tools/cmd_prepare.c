@@ -41,12 +41,16 @@ static const char *HELP =
     "id,speaker,<fields>; one row per stored utterance, in store order):\n"
     "  voxceleb2  ROOT/{dev,test}/mp4/idNNNNN/VIDEOID/NNNNN.mp4; speaker idNNNNN; fields split,video\n"
     "  cremad     ROOT/VideoFlash/ActorID_Sentence_Emotion_Level.flv (e.g. 1001_DFA_ANG_XX); speaker ActorID;\n"
-    "             fields sentence,emotion (ANG DIS FEA HAP NEU SAD),level (LO MD HI XX); the audio is the FLV's\n"
-    "             own (AudioWAV/ is not read)\n"
+    "             fields sentence,emotion (ANG DIS FEA HAP NEU SAD),level (LO MD HI XX); the audio is the\n"
+    "             16 kHz original ROOT/AudioWAV/NAME.wav when present, else the FLV's own\n"
     "  ravdess    ROOT/Actor_NN/MM-VV-EE-II-SS-RR-NN.mp4 (NN: the directory's actor), full-AV files only\n"
     "             (modality 01; video-only 02 and audio-only 03 are passed over); speaker Actor_NN; fields\n"
     "             channel (speech song),emotion (neutral calm happy sad angry fearful disgust surprised),\n"
     "             intensity (normal strong),statement (1 2),repetition (1 2)\n"
+    "  mspimprov  ROOT/**/MSP-IMPROV-S01A-F01-P-FM01.avi (any folder layout), audio from the .wav beside it when\n"
+    "             present; speaker F01 (gender + session); fields session,sentence,emotion (target A H S N),\n"
+    "             condition (P R S T),turn, and from ROOT/Evaluation.txt when present category (A H S N O X),\n"
+    "             arousal,valence,dominance (means of the raters, 1-5)\n"
     "Utterance id: the path relative to ROOT without its extension. Each finished file's features are kept in\n"
     "DIR/.cache/ (keyed by that path, the file's size and mtime): a rerun, after an interruption or with new\n"
     "files, computes only what is not there and rebuilds the store from the cache (entries of changed or removed\n"
@@ -72,6 +76,7 @@ typedef struct {
     char *audio, *video; // resolved paths (--layout: the media file in audio, video NULL)
     char *id, *speaker;
     char *labels;        // --layout: the fields the file name carries, comma-separated, else NULL
+    char *wav;           // --layout: the media's separate original audio (CREMA-D's AudioWAV/NAME.wav), or NULL
     int line;            // in the metadata file (0 for --layout)
     int stored;          // made it into the store
     char *bad;           // why the row is skipped before reading (malformed, duplicate id), or NULL
@@ -229,11 +234,15 @@ typedef struct {
 // (unlikely) hash collision.
 static const char CACHE_MAGIC[8] = {'A', 'V', 'T', 'F', 'C', 'A', 'C', 'H'};
 
-static char *cache_name(const Job *j, const char *rel, const struct stat *st) {
+// st_wav: the separate audio file's, or NULL.
+static char *cache_name(const Job *j, const char *rel, const struct stat *st, const struct stat *st_wav) {
     uint64_t h = 1469598103934665603ull; // FNV-1a 64
-    char key[64];
+    char key[128];
     int n = snprintf(key, sizeof key, "|%lld|%lld.%09ld", (long long)st->st_size, (long long)st->st_mtim.tv_sec,
                      (long)st->st_mtim.tv_nsec);
+    if (st_wav)
+        n += snprintf(key + n, sizeof key - (size_t)n, "|%lld|%lld.%09ld", (long long)st_wav->st_size,
+                      (long long)st_wav->st_mtim.tv_sec, (long)st_wav->st_mtim.tv_nsec);
     for (const char *c = rel; *c; c++) h = (h ^ (uint8_t)*c) * 1099511628211ull;
     for (int k = 0; k < n; k++) h = (h ^ (uint8_t)key[k]) * 1099511628211ull;
     return str_printf("%s/%016llx.feat", j->cache, (unsigned long long)h);
@@ -289,15 +298,16 @@ static int cache_write_fn(FILE *f, void *ctx, AvtErr *err) {
 // One media file's features: from the cache, else computed (and cached).
 static int load_media(Slot *o, const Job *j, const Row *r, AvtErr *err) {
     const char *rel = r->audio + strlen(j->src) + 1;
-    struct stat st;
+    struct stat st, st_wav;
     if (stat(r->audio, &st) != 0) return avt_err_set(err, "%s: %s", r->audio, strerror(errno));
-    char *cache = cache_name(j, rel, &st);
+    if (r->wav && stat(r->wav, &st_wav) != 0) return avt_err_set(err, "%s: %s", r->wav, strerror(errno));
+    char *cache = cache_name(j, rel, &st, r->wav ? &st_wav : NULL);
     int rc = 0;
     if (cache_read(o, cache, rel, j->d_a, j->d_v) == 0) o->cached = 1;
     else {
         AvFeatures f;
         MediaLimits lim = {0}; // the defaults
-        rc = av_features(&f, r->audio, j->cascade, &lim, err);
+        rc = av_features(&f, r->audio, r->wav, j->cascade, &lim, err);
         if (rc == 0) {
             o->a = f.audio; // the features move into the slot
             o->v = f.video;
@@ -471,6 +481,7 @@ static void free_rows(Row *rows, int n) {
         free(rows[i].id);
         free(rows[i].speaker);
         free(rows[i].labels);
+        free(rows[i].wav);
         free(rows[i].bad);
     }
     free(rows);
@@ -568,19 +579,86 @@ static int parse_ravdess(const char *rel, Row *r) {
     return 1;
 }
 
+// MSP-IMPROV-S01A-F01-P-FM01: sentence 01, target emotion A, speaker F01 (gender, session), condition P, turn FM01.
+static int parse_mspimprov(const char *rel, Row *r) {
+    char buf[4096], *s;
+    snprintf(buf, sizeof buf, "%s", rel);
+    char *base = strrchr(buf, '/');
+    if (!(s = stem(base ? base + 1 : buf, ".avi")) || strncmp(s, "MSP-IMPROV-", 11) != 0) return 0;
+    if (strlen(s) < 23 || s[11] != 'S' || !is_digits(s + 12, 2) || !strchr("AHSN", s[14]) || s[15] != '-' ||
+        !strchr("FM", s[16]) || !is_digits(s + 17, 2) || s[19] != '-' || !strchr("PRST", s[20]) || s[21] != '-') {
+        r->bad = dup_check("name is not MSP-IMPROV-S<sentence><emotion>-<F|M><session>-<P|R|S|T>-<turn>");
+        return 1;
+    }
+    r->speaker = str_printf("%.3s", s + 16);
+    r->labels = str_printf("%.2s,%.2s,%c,%c,%s", s + 17, s + 12, s[14], s[20], s + 22);
+    return 1;
+}
+
+// MSP-IMPROV's ROOT/Evaluation.txt, when present: each clip's aggregate line
+// "UTD-IMPROV-<name>.avi; <category>; A:<f>; V:<f>; D:<f> ; N:<f>;" adds category,arousal,valence,dominance
+// to its row's labels (empty fields for clips it does not list). Rater lines are passed over.
+typedef struct {
+    char name[160];
+    char fields[192];
+} Rating;
+
+static int cmp_rating(const void *a, const void *b) {
+    return strcmp(((const Rating *)a)->name, ((const Rating *)b)->name);
+}
+
+static void mspimprov_ratings(const char *root, Row *rows, int n) {
+    char *path = str_printf("%s/Evaluation.txt", root);
+    FILE *f = fopen(path, "r");
+    Rating *rt = NULL;
+    size_t nr = 0, cap = 0;
+    char line[4096];
+    while (f && fgets(line, sizeof line, f)) {
+        char name[128], cat[8];
+        double a, v, d;
+        if (strncmp(line, "UTD-IMPROV-", 11) != 0 ||
+            sscanf(line, "UTD-IMPROV-%120[^.].avi; %7[^;]; A:%lf; V:%lf; D:%lf", name, cat, &a, &v, &d) != 5)
+            continue;
+        if (nr == cap) rt = realloc(rt, (cap = cap ? 2 * cap : 1024) * sizeof *rt);
+        if (!rt) avt_fatal("out of memory reading %s", path);
+        snprintf(rt[nr].name, sizeof rt[nr].name, "MSP-IMPROV-%s", name);
+        snprintf(rt[nr].fields, sizeof rt[nr].fields, "%s,%g,%g,%g", cat, a, v, d);
+        nr++;
+    }
+    if (f) fclose(f);
+    if (nr) qsort(rt, nr, sizeof *rt, cmp_rating);
+    for (int i = 0; i < n; i++) {
+        Rating key;
+        const char *base = strrchr(rows[i].id, '/');
+        snprintf(key.name, sizeof key.name, "%s", base ? base + 1 : rows[i].id);
+        const Rating *hit = nr ? bsearch(&key, rt, nr, sizeof *rt, cmp_rating) : NULL;
+        char *labels = str_printf("%s,%s", rows[i].labels, hit ? hit->fields : ",,,");
+        free(rows[i].labels);
+        rows[i].labels = labels;
+    }
+    free(rt);
+    free(path);
+}
+
 typedef struct {
     const char *name;
     const char *dirs[3];  // walked under ROOT
     const char *pattern;  // for the empty-tree message
     const char *header;   // labels.csv's fields after id,speaker
     int (*parse)(const char *rel, Row *r);
+    const char *wav_dir;  // where a media file's separate original audio NAME.wav may be ("": beside it), or NULL
+    void (*annotate)(const char *root, Row *rows, int n); // labels from a dataset's label file, or NULL
 } Layout;
 
 static const Layout LAYOUTS[] = {
     {"voxceleb2", {"dev/mp4", "test/mp4", NULL}, "{dev,test}/mp4/idNNNNN/VIDEOID/NNNNN.mp4", "split,video",
-     parse_voxceleb2},
-    {"cremad", {"VideoFlash", NULL}, "VideoFlash/*.flv", "sentence,emotion,level", parse_cremad},
-    {"ravdess", {"", NULL}, "Actor_NN/01-*.mp4", "channel,emotion,intensity,statement,repetition", parse_ravdess},
+     parse_voxceleb2, NULL, NULL},
+    {"cremad", {"VideoFlash", NULL}, "VideoFlash/*.flv", "sentence,emotion,level", parse_cremad, "AudioWAV", NULL},
+    {"ravdess", {"", NULL}, "Actor_NN/01-*.mp4", "channel,emotion,intensity,statement,repetition", parse_ravdess,
+     NULL, NULL},
+    {"mspimprov", {"", NULL}, "**/MSP-IMPROV-*.avi",
+     "session,sentence,emotion,condition,turn,category,arousal,valence,dominance", parse_mspimprov, "",
+     mspimprov_ratings},
 };
 
 typedef struct {
@@ -637,6 +715,13 @@ static Row *read_layout(const Layout *L, const char *root, int *n_out) {
         if (L->parse(p.v[i], r)) {
             r->audio = str_printf("%s/%s", root, p.v[i]);
             r->id = id_of(p.v[i]);
+            if (L->wav_dir) { // the original recording beats the media's lossy copy
+                const char *base = strrchr(r->id, '/');
+                char *wav = *L->wav_dir ? str_printf("%s/%s/%s.wav", root, L->wav_dir, base ? base + 1 : r->id)
+                                        : str_printf("%s/%s.wav", root, r->id);
+                if (stat(wav, &st) == 0) r->wav = wav;
+                else free(wav);
+            }
             if (!r->speaker) r->speaker = dup_check("");
             if (!r->labels) r->labels = dup_check("");
             if (!r->bad && strlen(r->id) > STORE_ID_MAX)
@@ -647,6 +732,7 @@ static Row *read_layout(const Layout *L, const char *root, int *n_out) {
     }
     free(p.v);
     if (n == 0) avt_die("%s: no %s files here (%s)", root, L->name, L->pattern);
+    if (L->annotate) L->annotate(root, rows, n);
     *n_out = n;
     return rows;
 }
@@ -696,7 +782,7 @@ int cmd_prepare(int argc, char **argv) {
         const Layout *L = NULL;
         for (size_t k = 0; k < sizeof LAYOUTS / sizeof *LAYOUTS; k++)
             if (strcmp(layout, LAYOUTS[k].name) == 0) L = &LAYOUTS[k];
-        if (!L) avt_die("--layout: '%s' is not voxceleb2, cremad or ravdess", layout);
+        if (!L) avt_die("--layout: '%s' is not voxceleb2, cremad, ravdess or mspimprov", layout);
         if (d_a || d_v) avt_die("prepare: --audio-dim and --video-dim are for --from-csv (--layout computes 512 + 17)");
         rows = read_layout(L, root, &n);
         Cascade cascade;

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Media feature extraction speed: `avt prepare --layout` against decoding alone and against the Python pipeline, on
+# the same files and the same cores.
+#   media set   N_VOX VoxCeleb2-like MP4s (H.264 224x224 25 fps + AAC 16 kHz, 3 s) and N_CREMA CREMA-D-like FLVs
+#               (flv1 480x360 30 fps + MP3 44.1 kHz, 3 s), copies of tests/fixtures.sh's two clips, laid out as a
+#               voxceleb2 tree (ROOT/vox/dev/mp4/idNNNNN/VID/NNNNN.mp4) and a cremad tree (ROOT/crema/VideoFlash/).
+#   decode      the ffmpeg program decoding every file's audio and video and discarding them
+#               (ffmpeg -v error -threads 1 -i F -f null -), THREADS files at a time (xargs -P): the floor.
+#   avt         avt prepare --layout voxceleb2 and --layout cremad, --threads THREADS (its .cache removed before each
+#               run, so every file is decoded and computed); process start and cascade load included.
+#   python      benchmarks/bench_media_py.py: ffmpeg-decoded 16 kHz audio -> torchaudio kaldi.fbank -> numpy pooling,
+#               cv2.VideoCapture -> grayscale -> CascadeClassifier(lbpcascade_frontalface_improved).detectMultiScale
+#               on every frame, over THREADS processes (interpreter start and imports excluded).
+# Each is run REPEAT times (default 3) and its best wall time kept. Throughput: seconds of media (ffprobe durations,
+# summed) per wall second per core (/ THREADS). For reference, not in the ratios: the ffmpeg program's start alone
+# (ffmpeg -version, run the same way), which is most of "decode alone" on 3 s clips. The load average before the run
+# is printed: other work on the machine slows all rows.
+# Needs what tests/fixtures.sh needs (else one "skipped" line, exit 0); the Python row needs torch, torchaudio and
+# cv2 (python3-torchaudio, python3-opencv, opencv-data), else it is skipped.
+#
+# usage: benchmarks/bench_media.sh     (env THREADS = cores, default all; N_VOX (12), N_CREMA (6), REPEAT (3))
+set -euo pipefail
+cd "$(dirname "$0")/.."
+THREADS=${THREADS:-$(nproc)}
+PYTHON=${PYTHON:-/usr/bin/python3}
+BUILD=${BUILD:-build}
+N_VOX=${N_VOX:-12}
+N_CREMA=${N_CREMA:-6}
+REPEAT=${REPEAT:-3}
+AVT=$BUILD/avt
+[ -x "$AVT" ] || make -s "$AVT" >/dev/null
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+CASCADE=/usr/share/opencv4/lbpcascades/lbpcascade_frontalface_improved.xml
+[ -r "$CASCADE" ] || { echo "media benchmark skipped: $CASCADE missing (apt-get install opencv-data)"; exit 0; }
+if ! why=$(bash tests/fixtures.sh "$tmp/fx" 2>&1 >/dev/null); then
+    echo "media benchmark skipped: $why"
+    exit 0
+fi
+src_mp4=$tmp/fx/vox2/dev/mp4/id00012/21Uxsk56VDQ/00001.mp4
+src_flv=$tmp/fx/1001_DFA_ANG_XX.flv
+emotions=(ANG DIS FEA HAP NEU SAD)
+for ((i = 0; i < N_VOX; i++)); do
+    d=$tmp/media/vox/dev/mp4/$(printf 'id%05d' $((10 + i % 4)))/vid$((i / 4))
+    mkdir -p "$d"
+    cp "$src_mp4" "$d/$(printf '%05d' $((i + 1))).mp4"
+done
+mkdir -p "$tmp/media/crema/VideoFlash"
+for ((i = 0; i < N_CREMA; i++)); do
+    cp "$src_flv" "$tmp/media/crema/VideoFlash/$((1001 + i / 6))_DFA_${emotions[i % 6]}_XX.flv"
+done
+find "$tmp/media" -type f \( -name '*.mp4' -o -name '*.flv' \) | sort >"$tmp/files"
+n_files=$(wc -l <"$tmp/files")
+media_s=$(while read -r f; do ffprobe -v error -show_entries format=duration -of csv=p=0 "$f"; done <"$tmp/files" |
+    awk '{s += $1} END {printf "%.3f", s}')
+
+now() { date +%s.%N; }
+best() { sort -g | head -1; } # the least of the wall times on stdin
+
+run_decode() {
+    local t0 t1
+    t0=$(now)
+    xargs -P "$THREADS" -I{} ffmpeg -nostdin -v error -threads 1 -i {} -f null - <"$tmp/files"
+    t1=$(now)
+    awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}'
+}
+run_start() {
+    local t0 t1
+    t0=$(now)
+    xargs -P "$THREADS" -I{} ffmpeg -nostdin -v error -version <"$tmp/files" >/dev/null
+    t1=$(now)
+    awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}'
+}
+run_avt() {
+    local t0 t1
+    rm -rf "$tmp/shards_vox" "$tmp/shards_crema"
+    t0=$(now)
+    "$AVT" prepare --layout voxceleb2 "$tmp/media/vox" --out "$tmp/shards_vox" --threads "$THREADS" 2>"$tmp/avt.log" ||
+        { cat "$tmp/avt.log" >&2; exit 1; }
+    "$AVT" prepare --layout cremad "$tmp/media/crema" --out "$tmp/shards_crema" --threads "$THREADS" 2>"$tmp/avt.log" ||
+        { cat "$tmp/avt.log" >&2; exit 1; }
+    t1=$(now)
+    # every file must have been computed and stored (labels.csv: a header and one row per utterance)
+    if [ "$(cat "$tmp/shards_vox/labels.csv" "$tmp/shards_crema/labels.csv" | wc -l)" != $((n_files + 2)) ]; then
+        echo "bench_media.sh: avt prepare stored fewer utterances than the $n_files files" >&2
+        exit 1
+    fi
+    awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}'
+}
+run_py() {
+    # shellcheck disable=SC2046
+    "$PYTHON" benchmarks/bench_media_py.py --threads "$THREADS" $(cat "$tmp/files") | awk '{print $3}'
+}
+
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+have_py=1
+"$PYTHON" -c 'import cv2, torch, torchaudio' 2>/dev/null || have_py=0
+t_start=$(for ((r = 0; r < REPEAT; r++)); do run_start; done | best)
+t_dec=$(for ((r = 0; r < REPEAT; r++)); do run_decode; done | best)
+t_avt=$(for ((r = 0; r < REPEAT; r++)); do run_avt; done | best)
+t_py=0
+[ "$have_py" = 0 ] || t_py=$(for ((r = 0; r < REPEAT; r++)); do run_py; done | best)
+
+echo "$n_files files ($N_VOX MP4 224x224 25 fps, $N_CREMA FLV 480x360 30 fps), $media_s s of media, $THREADS threads," \
+    "best of $REPEAT; load average before: $load"
+printf '%-44s %9s %22s\n' "" "wall s" "media s / s / core"
+row() { awk -v n="$1" -v t="$2" -v m="$media_s" -v c="$THREADS" 'BEGIN {printf "%-44s %9.3f %22.2f\n", n, t, m / t / c}'; }
+row "decode alone (ffmpeg -f null, xargs -P)" "$t_dec"
+awk -v t="$t_start" 'BEGIN {printf "%-44s %9.3f\n", "  of which ffmpeg process start (-version)", t}'
+row "avt prepare --layout" "$t_avt"
+if [ "$have_py" = 1 ]; then row "Python (torchaudio fbank + cv2 cascade)" "$t_py"
+else echo "Python pipeline skipped: $PYTHON lacks cv2, torch or torchaudio"; fi
+awk -v d="$t_dec" -v a="$t_avt" -v p="$t_py" 'BEGIN {
+    printf "ratio: avt takes %.2fx the time of decoding alone (target <= 1.5x)\n", a / d
+    if (p > 0) printf "ratio: avt is %.2fx faster than the Python pipeline (target >= 3x)\n", p / a
+}'
