@@ -1,6 +1,6 @@
 # avt build. `make` builds the avt tool (the CPU engine, plus the cuda backend when nvcc is found: see the CUDA
 # section); `make test` builds and runs the Criterion suite (the PyTorch reference twin writes the golden files
-# first); `make demo` runs the main job on a small synthetic corpus; `make bench` runs the CPU benchmarks.
+# first); `make demo` runs the main job on a small generated media corpus; `make bench` runs the CPU benchmarks.
 # Probes are real compile/link tests; each prints what it found.
 
 # Build on every core.
@@ -123,7 +123,7 @@ test: $(BUILD)/avt $(BUILD)/avt_tests $(GOLDEN)
 
 # ---- a first real run: base model, feature files in the paper's formats, avt embed ----
 demo: $(BUILD)/avt
-	BUILD=$(BUILD) PYTHON=$(PYTHON) bash tools/demo.sh
+	BUILD=$(BUILD) bash tools/demo.sh
 
 # ---- benchmarks (not part of the tests: speed is reported as a ratio against PyTorch in the same run) ----
 $(BUILD)/bench_train: $(BUILD)/benchmarks/bench_train.o $(BUILD)/tools/cli.o $(BUILD)/libavt.a

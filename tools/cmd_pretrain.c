@@ -326,9 +326,9 @@ int cmd_pretrain(int argc, char **argv) {
         int fresh = !found || access(csv, F_OK) != 0;
         log = fopen_check(csv, fresh ? "w" : "a");
         if (fresh) fprintf(log, "step,epoch,loss,lr,grad_norm,ms_per_step,val_loss\n");
-        fprintf(stderr, "avt pretrain: %s, %s, %d rank%s; %zu train / %zu validation utterances (%u speakers); "
-                        "%ld updates (%d epochs x %llu batches of %d)%s\n",
-                be->name, s.cfg.d == 240 && s.cfg.L == 4 ? "base" : "config", d.world, d.world > 1 ? "s" : "",
+        fprintf(stderr, "avt pretrain: %s, d %d, %d layers, %d heads, %d rank%s; %zu train / %zu validation "
+                        "utterances (%u speakers); %ld updates (%d epochs x %llu batches of %d)%s\n",
+                be->name, s.cfg.d, s.cfg.L, s.cfg.NH, d.world, d.world > 1 ? "s" : "",
                 n_tr, n_va, store_n_speakers(store), o.t_total, s.epochs,
                 (unsigned long long)loader_batches_per_epoch(&train), s.batch, found ? " (resumed)" : "");
         if (found) fprintf(stderr, "avt pretrain: resumed %s at update %ld\n", ckpt, o.step);

@@ -17,7 +17,7 @@ run() {
 }
 t0=$SECONDS
 
-run tools/make_media_corpus.sh "$D/media" 60
+run bash tools/make_media_corpus.sh "$D/media" 60
 run "$BUILD/avt" prepare --layout voxceleb2 "$D/media" --out "$D/shards"
 # 1 of the 8 speakers held out for validation; sequences of 20 steps (4 s, the clips are 2-4 s long).
 run "$BUILD/avt" pretrain --config tiny --data "$D/shards" --out "$D/run" --batch 8 --seq 20 --epochs 30 \

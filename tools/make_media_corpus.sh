@@ -6,7 +6,7 @@
 #
 # Speakers (8, or fewer when N < 16): each is one of the face photos (Grace Hopper from facedetect's examples,
 # the astronaut Eileen Collins from python3-skimage's data) with its own crop, mirror, colour and brightness,
-# and its own voice: the speech pitched by a speaker-specific factor (0.82-1.22). The last speaker is filed
+# and its own voice: the speech pitched by a speaker-specific factor (0.82-1.2). The last speaker is filed
 # under test/, the others under dev/. Each clip is a 2-4 s segment at a random offset of the concatenated
 # speech of pocketsphinx-testdata (10 WAVs, 16 kHz mono, about 35 s); its video is the speaker's face with a
 # slow random zoom and pan (so frames differ), H.264 224x224 25 fps + AAC 16 kHz mono, like VoxCeleb2's MP4s.
@@ -34,10 +34,10 @@ fi
 out=${1:?usage: make_media_corpus.sh OUT [N]}
 n=${2:-60}
 seed=${SEED:-1}
-threads=${THREADS:-$(nproc)}
+threads=${THREADS:-$(nproc 2>/dev/null || echo 2)}
 
 need() { echo "make_media_corpus.sh: $1" >&2; exit 2; }
-command -v ffmpeg >/dev/null || need "ffmpeg not found (apt-get install ffmpeg)"
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need "ffmpeg/ffprobe not found (apt-get install ffmpeg)"
 HOPPER=/usr/share/doc/facedetect/examples/grace_hopper_512x512.jpg
 ASTRONAUT=/usr/lib/python3/dist-packages/skimage/data/astronaut.png
 SPEECH_DIR=/usr/share/pocketsphinx/test/data
@@ -110,7 +110,7 @@ awk -v n="$n" -v S="$speakers" -v seed="$seed" -v total="$total" -v pool="$pool"
             vid[s], cl[s]
     }
 }' >"$out/.work/jobs.txt"
-xargs -P "$threads" -L 1 "$0" --clip <"$out/.work/jobs.txt"
+xargs -P "$threads" -L 1 bash "$0" --clip <"$out/.work/jobs.txt"
 rm -rf "$out/.work"
 got=$(find "$out" -name '*.mp4' | wc -l)
 [ "$got" = "$n" ] || { echo "make_media_corpus.sh: made $got of $n clips" >&2; exit 1; }
