@@ -11,7 +11,7 @@
 #   python      benchmarks/bench_media_py.py: ffmpeg-decoded 16 kHz audio -> torchaudio kaldi.fbank -> numpy pooling,
 #               cv2.VideoCapture -> grayscale -> CascadeClassifier(lbpcascade_frontalface_improved).detectMultiScale
 #               on every frame, over THREADS processes (interpreter start and imports excluded).
-# Each is run REPEAT times (default 3) and its best wall time kept. Throughput: seconds of media (ffprobe durations,
+# Each is run REPEAT times (default 3, interleaved) and its best wall time kept. Throughput: seconds of media (ffprobe durations,
 # summed) per wall second per core (/ THREADS). For reference, not in the ratios: the ffmpeg program's start alone
 # (ffmpeg -version, run the same way), which is most of "decode alone" on 3 s clips. The load average before the run
 # is printed: other work on the machine slows all rows.
@@ -56,7 +56,6 @@ media_s=$(while read -r f; do ffprobe -v error -show_entries format=duration -of
     awk '{s += $1} END {printf "%.3f", s}')
 
 now() { date +%s.%N; }
-best() { sort -g | head -1; } # the least of the wall times on stdin
 
 run_decode() {
     local t0 t1
@@ -96,11 +95,16 @@ run_py() {
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 have_py=1
 "$PYTHON" -c 'import cv2, torch, torchaudio' 2>/dev/null || have_py=0
-t_start=$(for ((r = 0; r < REPEAT; r++)); do run_start; done | best)
-t_dec=$(for ((r = 0; r < REPEAT; r++)); do run_decode; done | best)
-t_avt=$(for ((r = 0; r < REPEAT; r++)); do run_avt; done | best)
-t_py=0
-[ "$have_py" = 0 ] || t_py=$(for ((r = 0; r < REPEAT; r++)); do run_py; done | best)
+# the three are interleaved, round by round, so that load from other work falls on each alike
+t_start=1e9 t_dec=1e9 t_avt=1e9 t_py=1e9
+min() { awk -v a="$1" -v b="$2" 'BEGIN {print (a < b) ? a : b}'; }
+for ((r = 0; r < REPEAT; r++)); do
+    t=$(run_start); t_start=$(min "$t_start" "$t")
+    t=$(run_decode); t_dec=$(min "$t_dec" "$t")
+    t=$(run_avt); t_avt=$(min "$t_avt" "$t")
+    if [ "$have_py" = 1 ]; then t=$(run_py); t_py=$(min "$t_py" "$t"); fi
+done
+[ "$have_py" = 1 ] || t_py=0
 
 echo "$n_files files ($N_VOX MP4 224x224 25 fps, $N_CREMA FLV 480x360 30 fps), $media_s s of media, $THREADS threads," \
     "best of $REPEAT; load average before: $load"

@@ -187,7 +187,7 @@ Test(layout, bad_input_one_line) {
     snprintf(args, sizeof args, "prepare --layout cremad %s/missing --out %s/s", dir, dir);
     test_expect_avt_error(args, "missing: cannot open");
     snprintf(args, sizeof args, "prepare --layout mystery %s/cd --out %s/s", dir, dir);
-    test_expect_avt_error(args, "'mystery' is not voxceleb2, cremad or ravdess");
+    test_expect_avt_error(args, "'mystery' is not voxceleb2, cremad, ravdess or mspimprov");
     snprintf(args, sizeof args, "prepare --layout voxceleb2 %s/empty --out %s/s", dir, dir);
     test_expect_avt_error(args, "no voxceleb2 files");
     snprintf(args, sizeof args, "prepare --layout ravdess %s/cd --out %s/s", dir, dir);
