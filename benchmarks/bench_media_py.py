@@ -3,9 +3,10 @@
   audio: decode to 16 kHz mono float32 with the ffmpeg program (subprocess), torchaudio's kaldi.fbank (128 mel bins,
          the arguments of data/fbank.h), pooled in numpy to 512 values per 200 ms step (mean, std, min, max of 20
          frames, the last partial step kept at >= 10 frames);
-  video: cv2.VideoCapture, every frame to grayscale, cv2.CascadeClassifier(lbpcascade_frontalface_improved)
-         .detectMultiScale(gray, 1.1, 3) on every frame (avt's defaults: detect_every 1, no size limits), the largest
-         box cropped to 64x64 and reduced to 16 cell means + a confidence, sampled at 5 steps per second.
+  video: cv2.VideoCapture decodes every frame (grab); the frame each 200 ms step samples (the last at or before
+         t_k = 0.2 k) goes to grayscale and cv2.CascadeClassifier(lbpcascade_frontalface_improved)
+         .detectMultiScale(gray, 1.1, 3, minSize = a fifth of the frame height), as avt detects about once per step
+         with that minimum; the largest box cropped to 64x64 and reduced to 16 cell means + a confidence.
 Files run over THREADS worker processes (multiprocessing, fork), each single-threaded (torch and OpenCV set to 1
 thread), the same cores avt gets.
 
@@ -54,28 +55,30 @@ def audio_steps(path):
 def video_steps(path):
     cap = cv2.VideoCapture(path)
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    descs = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        boxes = _clf.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=3)
-        desc = np.zeros(17, np.float32)
-        if len(boxes):
-            x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
-            crop = cv2.resize(gray[y:y + h, x:x + w], (64, 64), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-            crop = (crop - crop.mean()) / (crop.std() + 1e-6)
-            desc[:16] = np.clip(2.5 + 1.25 * crop.reshape(4, 16, 4, 16).mean((1, 3)).ravel(), 0, 5)
-            desc[16] = 5
-        descs.append(desc)
-    # step k (time 0.2 k, up to the last frame's time) takes the last frame at or before it
-    times = np.arange(len(descs)) / fps
-    t_k = np.arange(0, times[-1] + 1e-6, 0.2) if descs else np.zeros(0)
-    idx = np.maximum(np.searchsorted(times, t_k + 1e-6, side="right") - 1, 0)
-    steps = [descs[j] for j in idx]
+    descs = []  # one per step: step k (time 0.2 k) takes the last frame at or before it
+    i = 0
+    while cap.grab():
+        # frame i is a step's frame when some t_k = 0.2 k lies in [i / fps, (i + 1) / fps)
+        k = np.ceil((i / fps - 1e-6) / 0.2)
+        if 0.2 * k + 1e-6 < (i + 1) / fps:
+            ok, frame = cap.retrieve()
+            if not ok:
+                break
+            gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            side = gray.shape[0] // 5
+            boxes = _clf.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=3, minSize=(side, side))
+            desc = np.zeros(17, np.float32)
+            if len(boxes):
+                x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
+                crop = cv2.resize(gray[y:y + h, x:x + w], (64, 64), interpolation=cv2.INTER_LINEAR)
+                crop = crop.astype(np.float32)
+                crop = (crop - crop.mean()) / (crop.std() + 1e-6)
+                desc[:16] = np.clip(2.5 + 1.25 * crop.reshape(4, 16, 4, 16).mean((1, 3)).ravel(), 0, 5)
+                desc[16] = 5
+            descs.append(desc)
+        i += 1
     cap.release()
-    return np.asarray(steps, dtype=np.float32)
+    return np.asarray(descs, dtype=np.float32)
 
 
 def features(path):

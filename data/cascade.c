@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 // ---------------------------------------------------------------------------------------------------------------
 // Minimal XML: elements, text, comments, <?...?> and <!...> declarations; attributes are skipped (the cascade
@@ -148,7 +151,7 @@ static int xml_text_is(const XDoc *d, int node, const char *s) {
 // ---------------------------------------------------------------------------------------------------------------
 // Cascade loading
 
-CascadeParams cascade_default_params(void) { return (CascadeParams){1.1, 3, 0, 0}; }
+CascadeParams cascade_default_params(void) { return (CascadeParams){1.1, 3, 0, 0, 0, 0}; }
 
 void cascade_free(Cascade *c) {
     free(c->stage_first); free(c->stage_thr); free(c->weak_feat); free(c->weak_thr); free(c->leaf);
@@ -344,15 +347,134 @@ static void rects_push(RectList *l, int x, int y, int w, int h) {
     q[0] = x, q[1] = y, q[2] = w, q[3] = h;
 }
 
-// Scans one pyramid level (scale factor s) and appends the accepted windows, in image coordinates.
-static void scan_level(const Cascade *c, const uint8_t *gray, int w, int h, float s, RectList *out) {
+// One level's integral images and per-feature corner offsets: what a window's evaluation reads.
+typedef struct {
+    const Cascade *c;
+    size_t iw;              // integral image row length
+    const int32_t *sum;     // (ih, iw) sums
+    const uint32_t *sq;     // (ih, iw) square sums (Haar only)
+    const ptrdiff_t *ofs;   // (n_feat, npt) corner offsets from the window's top-left integral point
+    size_t npt;             // 16 (LBP: the 4x4 cell corners) or 12 (Haar: 3 rectangles x 4 corners)
+    ptrdiff_t nofs[4];      // Haar: corners of the variance window (the window shrunk by 1 px)
+    double area;            // Haar: its area
+} Level;
+
+// The stage a window reaches: n_stages if accepted, s if stage s rejects it; -1 for a Haar window skipped as flat.
+static int window_reach(const Level *L, size_t x, size_t y) {
+    const Cascade *c = L->c;
+    const int32_t *p = L->sum + y * L->iw + x;
+    int haar = c->type == CASCADE_HAAR;
+    float vnf = 1.f;
+    if (haar) { // variance normalisation over the window shrunk by 1 px; flat windows are skipped
+        const uint32_t *q = L->sq + y * L->iw + x;
+        const ptrdiff_t *n = L->nofs;
+        int32_t vs = p[n[0]] - p[n[1]] - p[n[2]] + p[n[3]];
+        uint32_t vq = q[n[0]] - q[n[1]] - q[n[2]] + q[n[3]];
+        double nfac = L->area * vq - (double)vs * vs;
+        if (nfac <= 0.) return -1;
+        vnf = (float)(1. / sqrt(nfac));
+        if (!(L->area * vnf < 1e-1)) return -1;
+    }
+    int stage = 0;
+    for (; stage < c->n_stages; stage++) {
+        float acc = 0.f;
+        for (int wi = c->stage_first[stage]; wi < c->stage_first[stage + 1]; wi++) {
+            const ptrdiff_t *o = L->ofs + (size_t)c->weak_feat[wi] * L->npt;
+            int left;
+            if (!haar) {
+                int32_t q[16]; // the 4x4 grid of integral corners
+                for (int k = 0; k < 16; k++) q[k] = p[o[k]];
+#define CELL(i, j) (q[(i) * 4 + (j)] - q[(i) * 4 + (j) + 1] - q[(i) * 4 + (j) + 4] + q[(i) * 4 + (j) + 5])
+                int32_t cv = CELL(1, 1);
+                int code = (CELL(0, 0) >= cv) << 7 | (CELL(0, 1) >= cv) << 6 | (CELL(0, 2) >= cv) << 5 |
+                           (CELL(1, 2) >= cv) << 4 | (CELL(2, 2) >= cv) << 3 | (CELL(2, 1) >= cv) << 2 |
+                           (CELL(2, 0) >= cv) << 1 | (CELL(1, 0) >= cv);
+#undef CELL
+                left = (c->subset[(size_t)wi * 8 + (size_t)(code >> 5)] & (int32_t)(1u << (code & 31))) != 0;
+            } else {
+                const float *rw = c->rect_w + (size_t)c->weak_feat[wi] * 3;
+                float fv = 0.f;
+                for (int k = 0; k < 3; k++)
+                    if (rw[k] != 0.f)
+                        fv += rw[k] * (float)(p[o[k * 4]] - p[o[k * 4 + 1]] - p[o[k * 4 + 2]] + p[o[k * 4 + 3]]);
+                left = fv * vnf < c->weak_thr[wi];
+            }
+            acc += c->leaf[(size_t)wi * 2 + (left ? 0 : 1)];
+        }
+        if (acc < c->stage_thr[stage]) break;
+    }
+    return stage;
+}
+
+#ifdef __AVX2__
+// p[0], p[step], ..., p[7 step]: contiguous at step 1, the even elements of 16 at step 2 (gathers are slow here)
+static inline __m256i lanes8(const int32_t *p, int step, __m256i lane) {
+    if (step == 1) return _mm256_loadu_si256((const __m256i *)p);
+    if (step == 2) {
+        const __m256 a = _mm256_loadu_ps((const float *)p), b = _mm256_loadu_ps((const float *)(p + 8));
+        const __m256 ev = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); // a0 a2 b0 b2 | a4 a6 b4 b6
+        return _mm256_castpd_si256(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0)));
+    }
+    return _mm256_i32gather_epi32((const int *)p, lane, 4);
+}
+
+// window_reach of eight LBP windows at once, at x, x + step, ..., x + 7 step of row y: the same integer codes and
+// the same float sums in the same order per lane, so the same stages. Lanes past the row read padding (see
+// scan_level) and are ignored by the caller.
+static void lbp_reach8(const Level *L, size_t x, size_t y, int step, int *reach /* (8,) */) {
+    const Cascade *c = L->c;
+    const int32_t *p = L->sum + y * L->iw + x;
+    const __m256i lane = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(step));
+    const __m256i one = _mm256_set1_epi32(1), b31 = _mm256_set1_epi32(31);
+    __m256i alive = _mm256_set1_epi32(-1), at = _mm256_set1_epi32(c->n_stages);
+    for (int stage = 0; stage < c->n_stages; stage++) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int wi = c->stage_first[stage]; wi < c->stage_first[stage + 1]; wi++) {
+            const ptrdiff_t *o = L->ofs + (size_t)c->weak_feat[wi] * L->npt;
+            __m256i q[16];
+            for (int k = 0; k < 16; k++) q[k] = lanes8(p + o[k], step, lane);
+#define CELL(i, j) _mm256_add_epi32(_mm256_sub_epi32(_mm256_sub_epi32(q[(i) * 4 + (j)], q[(i) * 4 + (j) + 1]), \
+                                                     q[(i) * 4 + (j) + 4]), q[(i) * 4 + (j) + 5])
+            const __m256i cv = CELL(1, 1);
+            // bit b set when the cell's sum >= the centre's, i.e. not (centre > cell)
+            const __m256i cells[8] = {CELL(1, 0), CELL(2, 0), CELL(2, 1), CELL(2, 2),
+                                      CELL(1, 2), CELL(0, 2), CELL(0, 1), CELL(0, 0)};
+#undef CELL
+            __m256i code = _mm256_setzero_si256();
+            for (int b = 0; b < 8; b++)
+                code = _mm256_or_si256(code, _mm256_andnot_si256(_mm256_cmpgt_epi32(cv, cells[b]),
+                                                                 _mm256_set1_epi32(1 << b)));
+            const __m256i words = _mm256_permutevar8x32_epi32(
+                _mm256_loadu_si256((const __m256i *)(c->subset + (size_t)wi * 8)), _mm256_srli_epi32(code, 5));
+            const __m256i bit = _mm256_and_si256(_mm256_srlv_epi32(words, _mm256_and_si256(code, b31)), one);
+            const __m256 left = _mm256_castsi256_ps(_mm256_cmpeq_epi32(bit, one));
+            acc = _mm256_add_ps(acc, _mm256_blendv_ps(_mm256_set1_ps(c->leaf[(size_t)wi * 2 + 1]),
+                                                      _mm256_set1_ps(c->leaf[(size_t)wi * 2]), left));
+        }
+        // rejected: acc < threshold (the scalar test); lanes rejected here stop at this stage
+        const __m256i rej = _mm256_castps_si256(_mm256_cmp_ps(acc, _mm256_set1_ps(c->stage_thr[stage]), _CMP_LT_OQ));
+        const __m256i now = _mm256_and_si256(alive, rej);
+        at = _mm256_blendv_epi8(at, _mm256_set1_epi32(stage), now);
+        alive = _mm256_andnot_si256(rej, alive);
+        if (_mm256_testz_si256(alive, alive)) break;
+    }
+    _mm256_storeu_si256((__m256i *)reach, at);
+}
+#endif
+
+// Scans one pyramid level (scale factor s; step 0 = OpenCV's rule) and appends the accepted windows, in image
+// coordinates.
+static void scan_level(const Cascade *c, const uint8_t *gray, int w, int h, float s, int step, int scalar,
+                       RectList *out) {
     int sw = (int)lrintf((float)w / s), sh = (int)lrintf((float)h / s);
     size_t iw = (size_t)sw + 1, ih = (size_t)sh + 1;
+    if (step <= 0) step = s >= 2.f ? 1 : 2;
     uint8_t *img = malloc_check((size_t)sw * (size_t)sh);
     resize_linear(gray, w, h, img, sw, sh);
     int haar = c->type == CASCADE_HAAR;
-    // integral images (ih, iw): sum, and for Haar the square sum, which wraps mod 2^32 like OpenCV's int32 one
-    int32_t *sum = calloc_check(iw * ih, sizeof(int32_t));
+    // integral images (ih, iw): sum, and for Haar the square sum, which wraps mod 2^32 like OpenCV's int32 one;
+    // the sums are padded by 8 steps so that lbp_reach8's lanes past the last row's end stay in the buffer
+    int32_t *sum = calloc_check(iw * ih + 8 * (size_t)step + 8, sizeof(int32_t));
     uint32_t *sq = haar ? calloc_check(iw * ih, sizeof(uint32_t)) : NULL;
     for (size_t y = 1; y < ih; y++) {
         int32_t row = 0;
@@ -389,60 +511,35 @@ static void scan_level(const Cascade *c, const uint8_t *gray, int w, int h, floa
             }
         }
     }
-    ptrdiff_t nofs[4] = {(ptrdiff_t)iw + 1, (ptrdiff_t)iw + c->win_w - 1, (ptrdiff_t)(c->win_h - 1) * (ptrdiff_t)iw + 1,
-                         (ptrdiff_t)(c->win_h - 1) * (ptrdiff_t)iw + c->win_w - 1};
-    double area = (double)(c->win_w - 2) * (c->win_h - 2);
+    Level L = {c, iw, sum, sq, ofs, npt,
+               {(ptrdiff_t)iw + 1, (ptrdiff_t)iw + c->win_w - 1, (ptrdiff_t)(c->win_h - 1) * (ptrdiff_t)iw + 1,
+                (ptrdiff_t)(c->win_h - 1) * (ptrdiff_t)iw + c->win_w - 1},
+               (double)(c->win_w - 2) * (c->win_h - 2)};
 
-    int step = s >= 2.f ? 1 : 2;
     int ww = (int)lrintf((float)c->win_w * s), wh = (int)lrintf((float)c->win_h * s);
     int ny = (int)ih - c->win_h, nx = (int)iw - c->win_w;
+    int npos = nx > 0 ? (nx + step - 1) / step : 0; // window positions per row: x = i step
+    int *reach = malloc_check(((size_t)npos + 8) * sizeof(int)); // (npos + 8,)
+    int vec = 0;
+#ifdef __AVX2__
+    vec = !haar && !scalar;
+#else
+    (void)scalar;
+#endif
     for (int y = 0; y < ny; y += step) {
-        for (int x = 0; x < nx; x += step) {
-            const int32_t *p = sum + (size_t)y * iw + (size_t)x;
-            float vnf = 1.f;
-            if (haar) { // variance normalisation over the window shrunk by 1 px; flat windows are skipped
-                const uint32_t *q = sq + (size_t)y * iw + (size_t)x;
-                int32_t vs = p[nofs[0]] - p[nofs[1]] - p[nofs[2]] + p[nofs[3]];
-                uint32_t vq = q[nofs[0]] - q[nofs[1]] - q[nofs[2]] + q[nofs[3]];
-                double nfac = area * vq - (double)vs * vs;
-                if (nfac <= 0.) continue;
-                vnf = (float)(1. / sqrt(nfac));
-                if (!(area * vnf < 1e-1)) continue;
-            }
-            int stage = 0;
-            for (; stage < c->n_stages; stage++) {
-                float acc = 0.f;
-                for (int wi = c->stage_first[stage]; wi < c->stage_first[stage + 1]; wi++) {
-                    const ptrdiff_t *o = ofs + (size_t)c->weak_feat[wi] * npt;
-                    int left;
-                    if (!haar) {
-                        int32_t q[16]; // the 4x4 grid of integral corners
-                        for (int k = 0; k < 16; k++) q[k] = p[o[k]];
-#define CELL(i, j) (q[(i) * 4 + (j)] - q[(i) * 4 + (j) + 1] - q[(i) * 4 + (j) + 4] + q[(i) * 4 + (j) + 5])
-                        int32_t cv = CELL(1, 1);
-                        int code = (CELL(0, 0) >= cv) << 7 | (CELL(0, 1) >= cv) << 6 | (CELL(0, 2) >= cv) << 5 |
-                                   (CELL(1, 2) >= cv) << 4 | (CELL(2, 2) >= cv) << 3 | (CELL(2, 1) >= cv) << 2 |
-                                   (CELL(2, 0) >= cv) << 1 | (CELL(1, 0) >= cv);
-#undef CELL
-                        left = (c->subset[(size_t)wi * 8 + (size_t)(code >> 5)] & (int32_t)(1u << (code & 31))) != 0;
-                    } else {
-                        const float *rw = c->rect_w + (size_t)c->weak_feat[wi] * 3;
-                        float fv = 0.f;
-                        for (int k = 0; k < 3; k++)
-                            if (rw[k] != 0.f)
-                                fv += rw[k] * (float)(p[o[k * 4]] - p[o[k * 4 + 1]] - p[o[k * 4 + 2]] + p[o[k * 4 + 3]]);
-                        left = fv * vnf < c->weak_thr[wi];
-                    }
-                    acc += c->leaf[(size_t)wi * 2 + (left ? 0 : 1)];
-                }
-                if (acc < c->stage_thr[stage]) break;
-            }
-            if (stage == c->n_stages)
-                rects_push(out, (int)lrintf((float)x * s), (int)lrintf((float)y * s), ww, wh);
-            else if (stage == 0)
-                x += step; // OpenCV skips the next position after a stage-0 rejection
+#ifdef __AVX2__
+        // every position of the row, eight at a time; the walk below then visits them as OpenCV does
+        for (int i = 0; vec && i < npos; i += 8) lbp_reach8(&L, (size_t)i * (size_t)step, (size_t)y, step, reach + i);
+#endif
+        for (int i = 0; i < npos; i++) {
+            int st = vec ? reach[i] : window_reach(&L, (size_t)i * (size_t)step, (size_t)y);
+            if (st == c->n_stages)
+                rects_push(out, (int)lrintf((float)(i * step) * s), (int)lrintf((float)y * s), ww, wh);
+            else if (st == 0)
+                i++; // OpenCV skips the next position after a stage-0 rejection
         }
     }
+    free(reach);
     free(ofs);
     free(sum);
     free(sq);
@@ -542,7 +639,7 @@ int cascade_detect(const Cascade *c, const uint8_t *gray, int w, int h, const Ca
     RectList lists[SCALES_MAX];
     memset(lists, 0, sizeof lists);
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < nsc; i++) scan_level(c, gray, w, h, (float)factors[i], &lists[i]);
+    for (int i = 0; i < nsc; i++) scan_level(c, gray, w, h, (float)factors[i], p->step, p->scalar, &lists[i]);
     RectList all = {0};
     for (int i = 0; i < nsc; i++) {
         for (int k = 0; k < lists[i].n; k++) {

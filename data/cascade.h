@@ -36,6 +36,8 @@ typedef struct {
     int min_neighbors;    // clusters with <= min_neighbors members are dropped; OpenCV's default 3
     int min_size;         // skip windows smaller than this (px, 0 = none)
     int max_size;         // skip windows larger than this (px, 0 = image size)
+    int step;             // scan step in the scaled image (px); 0 = OpenCV's: 2 at factor < 2, else 1
+    int scalar;           // 1: LBP windows one at a time, the reference of the AVX2 path (eight at a time; tests)
 } CascadeParams;
 
 typedef struct {
@@ -43,7 +45,7 @@ typedef struct {
     int neighbors;        // raw windows in the cluster (a confidence)
 } FaceBox;
 
-// OpenCV defaults: 1.1, 3, 0, 0.
+// OpenCV defaults: 1.1, 3, 0, 0 (and its step rule); the AVX2 path where the build has it.
 CascadeParams cascade_default_params(void);
 // 0, or -1 with one line in err naming the file (missing, truncated or malformed XML, not a supported cascade).
 int cascade_load(Cascade *c, const char *xml_path, AvtErr *err);

@@ -18,6 +18,8 @@ void face_track_init(FaceTrack *t, const Cascade *c) {
     t->alpha = 0.5;
     t->gate = 0.5;
     t->margin = 0.15;
+    t->roi_half = 1.2;
+    t->roi_scale = 1.3;
     t->last_time = -INFINITY;
 }
 
@@ -25,6 +27,7 @@ void face_track_free(FaceTrack *t) {
     free(t->desc);
     free(t->present);
     free(t->crops);
+    free(t->roi);
     memset(t, 0, sizeof *t);
 }
 
@@ -48,15 +51,23 @@ static void emit_until(FaceTrack *t, double until) {
     }
 }
 
-static void update_track(FaceTrack *t, const FaceBox *b, int n) {
-    t->detected = 0;
+// The detection a live track follows (nearest centre, with its distance), else the largest; -1 if n == 0.
+static int pick(const FaceTrack *t, const FaceBox *b, int n, double *dist) {
     int best = -1;
     double best_d = INFINITY;
     for (int i = 0; i < n; i++) {
         double dx = b[i].x + 0.5 * b[i].w - t->cx, dy = b[i].y + 0.5 * b[i].h - t->cy;
-        double d = t->alive ? sqrt(dx * dx + dy * dy) : -(double)b[i].w * b[i].h; // no track: largest box
+        double d = t->alive ? sqrt(dx * dx + dy * dy) : -(double)b[i].w * b[i].h;
         if (d < best_d) best_d = d, best = i;
     }
+    *dist = best_d;
+    return best;
+}
+
+static void update_track(FaceTrack *t, const FaceBox *b, int n) {
+    t->detected = 0;
+    double best_d;
+    int best = pick(t, b, n, &best_d);
     if (t->alive && best >= 0 && best_d <= t->gate * t->size) {
         const FaceBox *q = &b[best];
         t->cx += t->alpha * (q->x + 0.5 * q->w - t->cx);
@@ -81,22 +92,58 @@ static void update_track(FaceTrack *t, const FaceBox *b, int n) {
     }
 }
 
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+// Detections for this frame, in frame coordinates: around the live track when that finds a face within the gate,
+// else in the whole frame (see face.h).
+static int detect(FaceTrack *t, const uint8_t *gray, int w, int h, FaceBox *boxes, int max_boxes) {
+    if (t->alive) {
+        int half = (int)ceil(t->roi_half * t->size);
+        int x0 = clampi((int)lrint(t->cx) - half, 0, w), x1 = clampi((int)lrint(t->cx) + half, 0, w);
+        int y0 = clampi((int)lrint(t->cy) - half, 0, h), y1 = clampi((int)lrint(t->cy) + half, 0, h);
+        size_t rw = (size_t)(x1 - x0), rh = (size_t)(y1 - y0);
+        if (rw * rh > t->roi_cap) {
+            free(t->roi);
+            t->roi = malloc_check(rw * rh);
+            t->roi_cap = rw * rh;
+        }
+        for (size_t y = 0; y < rh; y++) memcpy(t->roi + y * rw, gray + (y0 + y) * (size_t)w + (size_t)x0, rw);
+        CascadeParams p = t->params;
+        int lo = (int)floor(t->size / t->roi_scale);
+        p.min_size = lo > p.min_size ? lo : p.min_size;
+        p.max_size = (int)ceil(t->size * t->roi_scale);
+        p.step = 2; // a face gives tens of windows at OpenCV's density; a quarter of them is plenty to confirm it
+        int n = cascade_detect(t->cascade, t->roi, (int)rw, (int)rh, &p, boxes, max_boxes);
+        n = n < max_boxes ? n : max_boxes;
+        for (int i = 0; i < n; i++) boxes[i].x += x0, boxes[i].y += y0;
+        t->n_scan_roi++;
+        double d;
+        if (pick(t, boxes, n, &d) >= 0 && d <= t->gate * t->size) return n;
+    }
+    t->n_scan_full++;
+    int n = cascade_detect(t->cascade, gray, w, h, &t->params, boxes, max_boxes);
+    return n < max_boxes ? n : max_boxes;
+}
+
+// The two source pixels of a bilinear tap at coordinate v on an axis of n pixels (clamped to it), and the weight of
+// the second.
+static double taps(double v, int n, int *a, int *b) {
+    double f = floor(v);
+    *a = clampi((int)f, 0, n - 1);
+    *b = clampi((int)f + 1, 0, n - 1);
+    return v - f;
+}
+
 // Square crop around the track, bilinear, border pixels replicated.
 static void crop_face(const FaceTrack *t, const uint8_t *gray, int w, int h, uint8_t *crop /* (64, 64) */) {
     double side = t->size * (1 + 2 * t->margin), x0 = t->cx - 0.5 * side, y0 = t->cy - 0.5 * side;
     double st = side / FACE_CROP;
     for (int i = 0; i < FACE_CROP; i++) {
-        double sy = y0 + (i + 0.5) * st - 0.5;
-        double fy = floor(sy), ay = sy - fy;
-        int ya = (int)fy, yb = ya + 1;
-        ya = ya < 0 ? 0 : ya >= h ? h - 1 : ya;
-        yb = yb < 0 ? 0 : yb >= h ? h - 1 : yb;
+        int ya, yb;
+        double ay = taps(y0 + (i + 0.5) * st - 0.5, h, &ya, &yb);
         for (int j = 0; j < FACE_CROP; j++) {
-            double sx = x0 + (j + 0.5) * st - 0.5;
-            double fx = floor(sx), ax = sx - fx;
-            int xa = (int)fx, xb = xa + 1;
-            xa = xa < 0 ? 0 : xa >= w ? w - 1 : xa;
-            xb = xb < 0 ? 0 : xb >= w ? w - 1 : xb;
+            int xa, xb;
+            double ax = taps(x0 + (j + 0.5) * st - 0.5, w, &xa, &xb);
             const uint8_t *ra = gray + (size_t)ya * (size_t)w, *rb = gray + (size_t)yb * (size_t)w;
             double v = (1 - ay) * ((1 - ax) * ra[xa] + ax * ra[xb]) + ay * ((1 - ax) * rb[xa] + ax * rb[xb]);
             crop[i * FACE_CROP + j] = (uint8_t)lrint(v);
@@ -129,8 +176,7 @@ int face_track_push(FaceTrack *t, const uint8_t *gray, int w, int h, double time
     if (t->frames > 0) emit_until(t, time_s - TIME_TOL); // steps before this frame belong to the previous one
     if (t->frames % t->detect_every == 0) {
         FaceBox boxes[FACE_MAX_BOXES];
-        int n = cascade_detect(t->cascade, gray, w, h, &t->params, boxes, FACE_MAX_BOXES);
-        update_track(t, boxes, n < FACE_MAX_BOXES ? n : FACE_MAX_BOXES);
+        update_track(t, boxes, detect(t, gray, w, h, boxes, FACE_MAX_BOXES));
     }
     t->frames++;
     t->last_time = time_s;

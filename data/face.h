@@ -3,7 +3,13 @@
 //
 // Frames are pushed in time order (grayscale, any size). Per frame:
 //   detection   every `detect_every`-th frame (default 1 = every frame; frames in between keep the track as is and
-//               count neither as hits nor misses).
+//               count neither as hits nor misses). With a live track, the cascade first scans only the region
+//               around it (a square of side 2 roi_half x size about the centre, default roi_half 1.2, enough for a
+//               face that moved by the gate and grew by roi_scale) for faces between size / roi_scale and
+//               size x roi_scale (default 1.3), at a step of 2 px on every pyramid level (OpenCV's rule scans
+//               factors >= 2 at 1 px); only if nothing there lies within the gate does it scan the whole
+//               frame. With no track it scans the whole frame. A face moving continuously thus costs a small scan
+//               (~12x cheaper on a 480x360 frame) and a lost or jumping face one full scan, as before.
 //   tracking    no track: start one from the largest detection. Track alive: take the detection whose centre is
 //               nearest the track's centre; if it lies within `gate` x track size, the centre and size move toward it
 //               by exponential smoothing (c += alpha (det - c), default alpha 0.5) and the miss count resets.
@@ -36,11 +42,14 @@ typedef struct {
     const Cascade *cascade;   // not owned
     CascadeParams params;     // detector parameters (min_size etc.); default cascade_default_params()
     int detect_every, max_missed;
-    double alpha, gate, margin;
+    double alpha, gate, margin, roi_half, roi_scale;
     // track state
     int alive, missed, frames;
     double cx, cy, size;      // smoothed box: centre and side (px)
     int detected;             // the last frame had an accepted detection
+    int n_scan_roi, n_scan_full; // cascade scans so far: around the track, whole frame
+    uint8_t *roi;             // (roi_cap,) the region around the track, copied for the scan
+    size_t roi_cap;
     // last frame's result, held until the next frame's time says which steps it covers
     double last_time;
     float last_desc[FACE_D];

@@ -23,6 +23,7 @@ void media_free(MediaAudio *a, MediaVideo *v) {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/channel_layout.h>
+#include <libavutil/imgutils.h>
 #include <libavutil/pixdesc.h>
 #include <libswresample/swresample.h>
 #include <libswscale/swscale.h>
@@ -84,6 +85,8 @@ typedef struct {
     struct SwsContext *sws;
     uint8_t *scaled; // (h, stride): swscale's destination, rows padded for its SIMD stores
     uint8_t *gray;   // (h, w): what fn sees
+    int lut_fmt;     // the source pixel format lut was made for (AV_PIX_FMT_NONE: none)
+    uint8_t lut[256]; // gray of each luma value, for same-size 8-bit YUV sources (luma_lut)
     int stride;
     double last_t;
     size_t n_frames;
@@ -202,6 +205,46 @@ static void video_size(Dec *d, int sw, int sh) {
     d->gray = malloc_check((size_t)v->w * (size_t)v->h);
 }
 
+static int deliver(Dec *d, double t);
+
+// Without scaling, swscale's gray from 8-bit planar YUV is a function of luma alone (full-range expansion of the
+// Y plane), so a table of it, made by swscale itself from a probe image holding every luma value, replaces the
+// scaler on each frame (~5x cheaper; tests/test_media.c checks every pixel against the ffmpeg program's gray).
+// 0 with d->lut ready for fmt, -1 where fmt is not such a format or the probe says the table does not hold.
+static int luma_lut(Dec *d, int fmt) {
+    if (d->lut_fmt == fmt) return 0;
+    const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(fmt);
+    if (!desc || (desc->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_HWACCEL |
+                                 AV_PIX_FMT_FLAG_BITSTREAM | AV_PIX_FMT_FLAG_ALPHA | AV_PIX_FMT_FLAG_BE)) ||
+        desc->comp[0].plane != 0 || desc->comp[0].step != 1 || desc->comp[0].depth != 8 || desc->comp[0].shift ||
+        desc->comp[0].offset)
+        return -1;
+    enum { W = 256, H = 4 }; // every luma value along a row; chroma neutral
+    uint8_t *src[4], *dst[4];
+    int src_ls[4], dst_ls[4], ok = 0;
+    int src_bytes = av_image_alloc(src, src_ls, W, H, fmt, 64);
+    if (src_bytes < 0) return -1;
+    if (av_image_alloc(dst, dst_ls, W, H, AV_PIX_FMT_GRAY8, 64) < 0) {
+        av_freep(&src[0]);
+        return -1;
+    }
+    memset(src[0], 128, (size_t)src_bytes); // the planes lie in one buffer
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) src[0][y * src_ls[0] + x] = (uint8_t)x;
+    struct SwsContext *sws = sws_getContext(W, H, fmt, W, H, AV_PIX_FMT_GRAY8, SWS_BILINEAR | SWS_ACCURATE_RND, NULL,
+                                            NULL, NULL);
+    if (sws && sws_scale(sws, (const uint8_t *const *)src, src_ls, 0, H, dst, dst_ls) == H) {
+        ok = 1;
+        for (int y = 1; y < H; y++) ok &= memcmp(dst[0], dst[0] + y * dst_ls[0], W) == 0;
+        if (ok) memcpy(d->lut, dst[0], W);
+    }
+    sws_freeContext(sws);
+    av_freep(&src[0]);
+    av_freep(&dst[0]);
+    d->lut_fmt = ok ? fmt : AV_PIX_FMT_NONE;
+    return ok ? 0 : -1;
+}
+
 static int on_video(Dec *d) {
     const AVFrame *f = d->frame;
     MediaVideo *v = d->v;
@@ -219,6 +262,14 @@ static int on_video(Dec *d) {
     else t = d->n_frames ? d->last_t + 1.0 / (v->fps > 0 ? v->fps : 25.0) : 0.0;
     if (t > d->lim.max_seconds)
         return avt_err_set(d->err, "%s: video runs past %.0f s (max_seconds)", d->path, d->lim.max_seconds);
+    if (f->width == v->w && f->height == v->h && luma_lut(d, f->format) == 0) {
+        for (size_t y = 0; y < (size_t)v->h; y++) {
+            const uint8_t *src = f->data[0] + y * (size_t)f->linesize[0];
+            uint8_t *dst = d->gray + y * (size_t)v->w;
+            for (size_t x = 0; x < (size_t)v->w; x++) dst[x] = d->lut[src[x]];
+        }
+        return deliver(d, t);
+    }
     // sws_getCachedContext reuses the context unless the source size or pixel format changed mid-stream.
     d->sws = sws_getCachedContext(d->sws, f->width, f->height, f->format, v->w, v->h, AV_PIX_FMT_GRAY8,
                                   SWS_BILINEAR | SWS_ACCURATE_RND, NULL, NULL, NULL);
@@ -231,6 +282,12 @@ static int on_video(Dec *d) {
     sws_scale(d->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst, dst_stride);
     for (size_t y = 0; y < (size_t)v->h; y++)
         memcpy(d->gray + y * (size_t)v->w, d->scaled + y * (size_t)d->stride, (size_t)v->w);
+    return deliver(d, t);
+}
+
+// Hands the gray frame at time t to the callback.
+static int deliver(Dec *d, double t) {
+    MediaVideo *v = d->v;
     d->last_t = t;
     d->n_frames++;
     int rc = d->fn(d->ctx, d->gray, v->w, v->h, t);
@@ -330,7 +387,8 @@ static int run(Dec *d) {
 // One pass over path: audio into a (if not NULL), video frames to fn (if not NULL) with their size etc. in v.
 static int decode(const char *path, const MediaLimits *lim, MediaAudio *a, MediaVideo *v, MediaFrameFn fn, void *ctx,
                   AvtErr *err) {
-    Dec d = {.path = path, .lim = limits_or_defaults(lim), .err = err, .a = a, .v = v, .fn = fn, .ctx = ctx};
+    Dec d = {.path = path, .lim = limits_or_defaults(lim), .err = err, .a = a, .v = v, .fn = fn, .ctx = ctx,
+             .lut_fmt = AV_PIX_FMT_NONE};
     d.deadline = now_s() + d.lim.max_wall_seconds;
     d.max_samples = (size_t)(d.lim.max_seconds * MEDIA_RATE) + MEDIA_RATE; // + 1 s: resampler and frame slack
     int rc = run(&d);

@@ -92,7 +92,9 @@ const Backend *backend_open(const char *name, AvtErr *err);
 void backend_set_attention(AttentionImpl impl);
 AttentionImpl backend_attention(void);
 
-// Provided by engine/backend_cuda.cu in builds that have it (a weak reference otherwise).
+// Provided by engine/backend_cuda.cu: linked in, or in a native avt resolved through backend_cuda_symbol.
 const Backend *backend_cuda_open(AvtErr *err);
+// A symbol of the CUDA module (libavt_cuda.so beside the executable, loaded on first use), or NULL with err set.
+void *backend_cuda_symbol(const char *name, AvtErr *err);
 
 #endif

@@ -6,7 +6,7 @@
 #include <mpi.h>
 #endif
 
-// Defined only in CUDA builds (engine/dist_nccl.cu).
+// Linked in where the CUDA code is (see backend.c); a native avt resolves it in the CUDA module.
 extern const DistNccl *dist_nccl(void) __attribute__((weak));
 
 // MPI counts are int: larger buffers go in pieces of this many elements.
@@ -66,8 +66,8 @@ void dist_init(Dist *d) {
 }
 
 void dist_finalize(Dist *d) {
-    if (d->nccl) dist_nccl()->comm_destroy(d->nccl);
-    if (d->nccl_stream) dist_nccl()->stream_destroy(d->nccl_stream);
+    if (d->nccl) d->nc->comm_destroy(d->nccl);
+    if (d->nccl_stream) d->nc->stream_destroy(d->nccl_stream);
 #ifdef AVT_HAVE_MPI
     if (d->mpi) {
         avt_set_die_hook(NULL);
@@ -116,10 +116,15 @@ void dist_allreduce_sum_double(Dist *d, double *x, int n) {
 
 // The NCCL table of this build, and the communicator (collective: every rank gets here at the same reduction).
 static const DistNccl *nccl_comm(Dist *d, const Backend *be) {
-    if (!dist_nccl)
-        avt_die("--device %s with %d processes: this avt was built without NCCL (nvcc and the CUDA libraries were "
-                "not found at build time)", be->name, d->world);
-    const DistNccl *nc = dist_nccl();
+    if (!d->nc) {
+        const DistNccl *(*nccl_fn)(void) = dist_nccl;
+        AvtErr err;
+        if (!nccl_fn) *(void **)&nccl_fn = backend_cuda_symbol("dist_nccl", &err);
+        if (!nccl_fn) avt_die("%s (%d processes)", err.msg, d->world);
+        d->nc = nccl_fn();
+    }
+    const DistNccl *nc = d->nc;
+    if (!nc) avt_die("--device %s with %d processes: this avt was built without NCCL", be->name, d->world);
     if (!d->nccl) {
         unsigned char id[512];
         if (nc->id_bytes > sizeof id) avt_fatal("ncclUniqueId is %zu bytes, more than %zu", nc->id_bytes, sizeof id);
@@ -183,12 +188,11 @@ DistReq *dist_allreduce_start(Dist *d, const Backend *be, float *x, size_t n) {
 void dist_allreduce_wait(Dist *d, DistReq *req) {
     if (!req) return;
     if (req->event) {
-        dist_nccl()->allreduce_wait(req->event, req->stream);
+        d->nc->allreduce_wait(req->event, req->stream);
     } else {
 #ifdef AVT_HAVE_MPI
         mpi_check(MPI_Waitall(req->n, req->r, MPI_STATUSES_IGNORE));
 #endif
     }
-    (void)d;
     free(req);
 }

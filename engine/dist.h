@@ -28,6 +28,7 @@ typedef struct {
     int local_rank;    // rank on this node (the GPU the cuda backend picked: avt_local_rank())
     int mpi;           // MPI_Init was called: dist_finalize calls MPI_Finalize
     void *nccl;        // the NCCL communicator, made by the first reduction on a device backend (collective)
+    const struct DistNccl *nc; // NCCL's calls, resolved with the communicator
     void *nccl_stream; // the second stream that overlapped reductions run on (dist_allreduce_start)
 } Dist;
 
@@ -59,9 +60,9 @@ typedef struct DistReq DistReq;
 DistReq *dist_allreduce_start(Dist *d, const Backend *be, float *x, size_t n);
 void dist_allreduce_wait(Dist *d, DistReq *req); // frees req
 
-// ---- internal: NCCL, in engine/dist_nccl.cu in CUDA builds (dist_nccl() is a weak reference elsewhere) ----
+// ---- internal: NCCL, in engine/dist_nccl.cu in CUDA builds (linked in, or in the CUDA module: backend.h) ----
 // Calls on the current device (the one backend_cuda_open set); streams and events are cudaStream_t/cudaEvent_t.
-typedef struct {
+typedef struct DistNccl {
     size_t id_bytes;                               // sizeof(ncclUniqueId)
     void (*unique_id)(void *id);                   // rank 0 makes the id the others receive by dist_bcast
     void *(*comm_init)(const void *id, int world, int rank);

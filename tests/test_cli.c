@@ -172,10 +172,27 @@ Test(cli, embed_on_cuda_matches_twin_or_says_why_not) {
     } else {
         cr_expect_eq(rc, 1);
         cr_expect_eq(test_run("test $(wc -l < %s) -eq 1", log), 0, "stderr must be one line");
-        cr_expect_eq(test_run("grep -qE -- '--device cuda: (this avt was built without CUDA|no CUDA device)' %s", log),
+        cr_expect_eq(test_run("grep -qE -- '--device cuda: (no CUDA module at|no CUDA device)' %s", log),
                      0, "the reason is given");
     }
     twin_close(&t);
+}
+
+// The CUDA code of a native build is a module beside avt, loaded only for --device cuda: an avt without it (copied
+// alone, or a CPU build) and a module that is not one each give one line.
+Test(cli, cuda_module_missing_or_bad) {
+    char args[700];
+    cr_assert_eq(test_run("cp %s %s/avt_alone", test_avt_bin(), dir), 0);
+    cr_expect_eq(test_run("%s/avt_alone info --config tiny >/dev/null", dir), 0, "avt runs without its CUDA module");
+    snprintf(args, sizeof args, "pretrain --config tiny --device cuda --data %s --out %s/r", dir, dir);
+    cr_expect_eq(test_run("%s/avt_alone %s 2>%s/mod.log; test $? -eq 1 && test $(wc -l < %s/mod.log) -eq 1 && "
+                          "grep -q -- '--device cuda: no CUDA module at %s/libavt_cuda.so' %s/mod.log",
+                          dir, args, dir, dir, dir, dir),
+                 0, "a missing module is one line naming where it was looked for");
+    cr_expect_eq(test_run("AVT_CUDA_MODULE=%s/avt_alone %s/avt_alone %s 2>%s/mod.log; test $? -eq 1 && "
+                          "grep -q -- '--device cuda: cannot load the CUDA module: ' %s/mod.log",
+                          dir, dir, args, dir, dir),
+                 0, "a file that is not a module is refused with the loader's reason");
 }
 
 Test(cli, info_prints_paper_parameter_counts) {

@@ -28,7 +28,7 @@ Test(grad_sync, buckets_are_complete_at_their_ready_node) {
     const int B = 2, T = 9;
     AvtModel m;
     avt_init(&m, cfg, 4);
-    Dist d = {0, 1, 0, 0, NULL, NULL};
+    Dist d = {.rank = 0, .world = 1};
     GradSync s;
     grad_sync_init(&s, &d, &BACKEND_CPU, &m.params, 2048);
     cr_assert_gt(s.n, 20, "buckets of 2 KB should cut the tiny model into many, got %d", s.n);

@@ -119,6 +119,32 @@ Test(media, vox_like_mp4) {
     media_free(NULL, &v2);
 }
 
+// Every frame's gray image is the one the ffmpeg program makes (-pix_fmt gray, swscale: full-range luma), for the
+// 8-bit YUV sources of both fixtures (flv1 yuv420p 480x360, H.264 yuv420p 224x224).
+Test(media, gray_matches_ffmpeg) {
+    NEED_FIXTURES();
+    const char *files[2] = {FLV, MP4};
+    for (int i = 0; i < 2; i++) {
+        MediaVideo v;
+        AvtErr err;
+        cr_assert_eq(media_decode(NULL, &v, test_path(files[i]), NULL, &err), 0, "%s", err.msg);
+        const char *raw = test_path(i ? "gray_mp4.raw" : "gray_flv.raw");
+        cr_assert_eq(test_run("ffmpeg -nostdin -v error -y -i %s -fps_mode passthrough -f rawvideo -pix_fmt gray %s",
+                              test_path(files[i]), raw), 0);
+        size_t n = v.n_frames * (size_t)v.w * (size_t)v.h;
+        uint8_t *ref = malloc(n + 1);
+        FILE *f = fopen(raw, "rb");
+        cr_assert_not_null(f);
+        cr_assert_eq(fread(ref, 1, n + 1, f), n, "%s: ffmpeg gives another number of frames", files[i]);
+        fclose(f);
+        size_t diff = 0;
+        for (size_t k = 0; k < n; k++) diff += ref[k] != v.frames[k];
+        cr_expect_eq(diff, 0, "%s: %zu of %zu pixels differ from ffmpeg's gray", files[i], diff, n);
+        free(ref);
+        media_free(NULL, &v);
+    }
+}
+
 Test(media, downscale) {
     NEED_FIXTURES();
     MediaVideo v;
