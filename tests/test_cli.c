@@ -153,6 +153,10 @@ Test(cli, bad_invocations_fail_with_one_clear_line) {
     // an embedding that cannot be written leaves nothing behind
     snprintf(args, sizeof args, "embed --weights %s --list %s/nolist.csv --out %s", weights, dir, dir);
     test_expect_avt_error(args, "nolist.csv: cannot open");
+    snprintf(args, sizeof args, "embed --weights %s --data %s/nostore --out %s/e", weights, dir, dir);
+    test_expect_avt_error(args, "nostore/manifest.json: cannot open");
+    snprintf(args, sizeof args, "embed --weights %s --data %s --list x.csv --out %s/e", weights, dir, dir);
+    test_expect_avt_error(args, "give one of --audio/--video, --list or --data");
 }
 
 // --device cuda: where this avt has a usable CUDA backend (a GPU, or the emulator with make EMU=1) the embedding

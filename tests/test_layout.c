@@ -1,10 +1,12 @@
-// avt prepare --layout: small CREMA-D, VoxCeleb2 and RAVDESS trees built from the real-media fixtures
-// (tests/fixtures.sh) -> a store, labels.csv, the skipped list, the feature cache a rerun reuses, and pretraining
-// on the result.
+// avt prepare --layout: small CREMA-D, VoxCeleb2, RAVDESS and MSP-IMPROV trees built from the real-media fixtures
+// (tests/fixtures.sh) -> a store, labels.csv, the skipped list, the feature cache a rerun reuses; then pretraining
+// on each store and embedding each store's utterances with the trained weights.
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../data/features.h"
 #include "../data/media.h"
 #include "../data/store.h"
 #include "testutil.h"
@@ -76,6 +78,25 @@ static void expect_store(const char *name, int n, const char *const *ids, const 
     store_close(s);
 }
 
+// `avt pretrain` trains on the store in the test directory (two updates), and `avt embed --data` embeds its n
+// utterances with the weights it saved: one .npy per utterance and an index.csv row each.
+static void expect_trains_and_embeds(const char *store, int n) {
+    cr_assert_eq(test_run("A=$(realpath %s) && cd %s && $A pretrain --config tiny --data %s --out %s.run --batch 2 "
+                          "--epochs 2 --val 0 --max-steps 2 >%s.pretrain.log 2>&1 || "
+                          "{ tail -3 %s.pretrain.log >&2; false; }",
+                          test_avt_bin(), dir, store, store, store, store),
+                 0, "%s: pretraining on the prepared store failed", store);
+    cr_assert_eq(test_run("A=$(realpath %s) && cd %s && "
+                          "$A embed --weights $(ls -d %s.run/ckpt-*/ | tail -1)model.safetensors --data %s "
+                          "--out %s.emb 2>%s.embed.log",
+                          test_avt_bin(), dir, store, store, store, store),
+                 0, "%s: avt embed --data failed", store);
+    cr_expect_eq(test_run("test $(ls %s/%s.emb/*.npy | wc -l) -eq %d", dir, store, n), 0, "%s: not %d embeddings",
+                 store, n);
+    cr_expect_eq(test_run("test $(wc -l < %s/%s.emb/index.csv) -eq %d", dir, store, n + 1), 0);
+    cr_expect_eq(test_run("grep -q 'embedded %d of %d utterances' %s/%s.embed.log", n, n, dir, store), 0);
+}
+
 // CREMA-D: the defective clip is skipped with its reason (exit 2); the labels come from the names. A rerun after
 // an interruption (no manifest) takes every finished file from the cache and writes the same store.
 Test(layout, cremad_skips_defect_and_resumes) {
@@ -117,6 +138,7 @@ Test(layout, cremad_skips_defect_and_resumes) {
     cr_assert_eq(test_run("touch -d '2001-01-01' %s/cd/VideoFlash/1002_IEO_HAP_HI.flv", dir), 0);
     cr_assert_eq(prepare("cremad", "cd", "s"), 2);
     cr_expect_eq(test_run("grep -q '1 from cache, 1 computed' %s/s.err", dir), 0);
+    expect_trains_and_embeds("s", 2);
 }
 
 // MSP-IMPROV: AVI clips in any folder layout, the WAV beside one of them, labels from the name and Evaluation.txt
@@ -141,6 +163,7 @@ Test(layout, mspimprov_labels) {
                 "id,speaker,session,sentence,emotion,condition,turn,category,arousal,valence,dominance\n"
                 "Video/session2/MSP-IMPROV-S20H-M02-R-MM02,M02,02,20,H,R,MM02,,,,\n"
                 "session1/S01A/P/MSP-IMPROV-S01A-F01-P-FM01,F01,01,01,A,P,FM01,A,2.33333,3.33333,3\n");
+    expect_trains_and_embeds("s", 2);
 }
 
 // VoxCeleb2: two speakers over both splits (the audio-only aac tree passed over), then pretraining on the store.
@@ -163,10 +186,28 @@ Test(layout, voxceleb2_to_pretrain) {
     cr_assert_eq(prepare("voxceleb2", "vx", "s"), 0);
     cr_expect_eq(test_run("grep -q '2 from cache, 1 computed' %s/s.err", dir), 0);
     cr_expect_eq(test_run("cmp -s %s/first.avts %s/s/shard-00000.avts", dir, dir), 0, "the rerun's store differs");
-    cr_expect_eq(test_run("%s pretrain --config tiny --data %s/s --out %s/run --batch 2 --epochs 1 --val 0 "
-                          "--max-steps 2 >/dev/null 2>&1",
-                          test_avt_bin(), dir, dir),
-                 0, "pretraining on the prepared store failed");
+    expect_trains_and_embeds("s", 3);
+    // From an f32 store, an utterance's embedding is the one `avt embed` gives for `avt features` of its file.
+    cr_assert_eq(test_run("A=$(realpath %s) && cd %s && W=$(ls -d s.run/ckpt-*/ | tail -1)model.safetensors && "
+                          "$A prepare --layout voxceleb2 vx --out s32 --dtype f32 2>/dev/null && "
+                          "$A features vx/dev/mp4/id00012/21Uxsk56VDQ/00002.mp4 --out one >/dev/null && "
+                          "$A embed --weights $W --audio one.audio.npy --video one.video.npy --out one.npy && "
+                          "$A embed --weights $W --data s32 --out e32 2>/dev/null",
+                          test_avt_bin(), dir),
+                 0);
+    float *x, *y;
+    int nd, nd2;
+    int64_t sh[8], sh2[8];
+    AvtErr err;
+    cr_assert_eq(npy_read_f32(test_path("one.npy"), &x, &nd, sh, &err), 0, "%s", err.msg);
+    cr_assert_eq(npy_read_f32(test_path("e32/dev_mp4_id00012_21Uxsk56VDQ_00002.npy"), &y, &nd2, sh2, &err), 0, "%s",
+                 err.msg);
+    cr_assert(nd == 1 && nd2 == 1 && sh[0] == sh2[0] && sh[0] > 0);
+    for (int64_t i = 0; i < sh[0]; i++)
+        cr_expect_float_eq(x[i], y[i], 1e-5f * (1.f + fabsf(x[i])), "h_av[%lld]: %g from the file, %g from the store",
+                           (long long)i, x[i], y[i]);
+    free(x);
+    free(y);
 }
 
 // RAVDESS: full-AV files only (video-only and audio-only ones passed over), labels decoded from the codes.
@@ -179,6 +220,7 @@ Test(layout, ravdess_labels) {
     expect_file("s/labels.csv", "id,speaker,channel,emotion,intensity,statement,repetition\n"
                                 "Actor_01/01-01-03-01-01-01-01,Actor_01,speech,happy,normal,1,1\n"
                                 "Actor_02/01-02-08-02-02-02-02,Actor_02,song,surprised,strong,2,2\n");
+    expect_trains_and_embeds("s", 2);
 }
 
 Test(layout, bad_input_one_line) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -135,6 +136,22 @@ const Backend *cli_backend(const char *device) {
     if (backend_attention() == ATTN_CUDNN && !be->attention_forward_cudnn)
         avt_die("--attention cudnn: the %s backend has no cuDNN path (use --device cuda)", be->name);
     return be;
+}
+
+char *cli_trim(char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) s[--n] = '\0';
+    return s;
+}
+
+void cli_make_dir(const char *dir) {
+    struct stat sb;
+    if (stat(dir, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode)) avt_die("%s: exists and is not a directory", dir);
+        return;
+    }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) avt_die("%s: cannot create directory: %s", dir, strerror(errno));
 }
 
 double cli_now(void) {

@@ -1,14 +1,16 @@
 // avt embed: feature files -> h_av embeddings (extract_feature, inference mode).
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "../data/features.h"
+#include "../data/store.h"
 #include "cli.h"
 
 static const char *HELP =
     "usage: avt embed --weights W.safetensors --audio A --video V --out O.npy [--sequence]\n"
     "       avt embed --weights W.safetensors --list PAIRS.csv --out DIR [--sequence] [--batch N]\n"
+    "       avt embed --weights W.safetensors --data SHARDS/ --out DIR [--sequence] [--batch N]\n"
     "\n"
     "Runs the model's extract_feature in inference mode (no dropout) and writes float32 .npy files:\n"
     "shape (2d,) = h_av at the last common step, or (T, 2d) with --sequence.\n"
@@ -23,13 +25,15 @@ static const char *HELP =
     "  --out PATH          output .npy (one pair) or directory (--list; created if missing)\n"
     "  --list PATH         CSV, one pair per line: audio,video[,name]; '#' lines are comments;\n"
     "                      output DIR/name.npy, name defaulting to the audio file's base name\n"
+    "  --data DIR          a corpus store (avt prepare): every utterance, DIR/<id>.npy with the id's '/'\n"
+    "                      as '_', and DIR/index.csv (file,id,speaker,steps) to join with labels.csv\n"
     "  --sequence          write every step, (T, 2d), instead of the last one\n"
-    "  --batch N           utterances per forward pass with --list (default 8)\n"
+    "  --batch N           utterances per forward pass with --list or --data (default 8)\n"
     "  --threads N         CPU threads (default: all cores)\n"
     CLI_DEVICE_HELP
     "\n"
-    "With --list, unreadable pairs are skipped and listed in DIR/skipped.txt; the exit status is\n"
-    "0 when every pair was embedded and 2 when some were skipped.\n";
+    "With --list or --data, unreadable utterances are skipped and listed in DIR/skipped.txt; the exit\n"
+    "status is 0 when every one was embedded and 2 when some were skipped.\n";
 
 typedef struct {
     AvtModel *m;
@@ -88,13 +92,6 @@ typedef struct {
     char *audio, *video, *name;
 } Pair;
 
-static char *trim(char *s) {
-    while (*s == ' ' || *s == '\t') s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) s[--n] = '\0';
-    return s;
-}
-
 static char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
     s = s ? s + 1 : path;
@@ -106,6 +103,19 @@ static char *base_name(const char *path) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
+// A name two of the n items carry (the char * at byte off of each item of the given size), or NULL: two
+// utterances writing one file would lose an embedding silently.
+static const char *duplicate_name(const void *items, int n, size_t off, size_t size) {
+    const char **names = malloc_check((size_t)n * sizeof *names);
+    for (int i = 0; i < n; i++) names[i] = *(char *const *)((const char *)items + (size_t)i * size + off);
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    const char *dup = NULL;
+    for (int i = 1; i < n && !dup; i++)
+        if (strcmp(names[i - 1], names[i]) == 0) dup = names[i];
+    free(names);
+    return dup;
+}
+
 static Pair *read_list(const char *path, int *n_out) {
     FILE *f = fopen(path, "r");
     if (!f) avt_die("%s: cannot open: %s", path, strerror(errno));
@@ -115,14 +125,14 @@ static Pair *read_list(const char *path, int *n_out) {
     size_t len = 0;
     while (getline(&line, &len, f) != -1) {
         lineno++;
-        char *s = trim(line);
+        char *s = cli_trim(line);
         if (*s == '\0' || *s == '#') continue;
         char *fields[4] = {0};
         int nf = 0;
         for (char *tok = s; tok && nf < 4; nf++) {
             char *comma = strchr(tok, ',');
             if (comma) *comma = '\0';
-            fields[nf] = trim(tok);
+            fields[nf] = cli_trim(tok);
             tok = comma ? comma + 1 : NULL;
         }
         if (nf == 2 && n == 0 && strcmp(fields[0], "audio") == 0 && strcmp(fields[1], "video") == 0) continue;
@@ -144,25 +154,10 @@ static Pair *read_list(const char *path, int *n_out) {
     free(line);
     fclose(f);
     if (n == 0) avt_die("%s: no pairs listed", path);
-    // Two pairs writing one file would lose an embedding silently.
-    const char **names = malloc_check((size_t)n * sizeof *names);
-    for (int i = 0; i < n; i++) names[i] = p[i].name;
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
-    for (int i = 1; i < n; i++)
-        if (strcmp(names[i - 1], names[i]) == 0)
-            avt_die("%s: two pairs write '%s.npy' (give a third column with distinct names)", path, names[i]);
-    free(names);
+    const char *dup = duplicate_name(p, n, offsetof(Pair, name), sizeof *p);
+    if (dup) avt_die("%s: two pairs write '%s.npy' (give a third column with distinct names)", path, dup);
     *n_out = n;
     return p;
-}
-
-static void make_dir(const char *dir) {
-    struct stat sb;
-    if (stat(dir, &sb) == 0) {
-        if (!S_ISDIR(sb.st_mode)) avt_die("%s: exists and is not a directory", dir);
-        return;
-    }
-    if (mkdir(dir, 0777) != 0) avt_die("%s: cannot create directory: %s", dir, strerror(errno));
 }
 
 // Copy a stream into its slot of a right-padded (B, T, D) batch.
@@ -171,11 +166,35 @@ static void pack(float *dst, const Features *f, int T, int D) {
     memset(dst + (size_t)f->T * D, 0, (size_t)(T - f->T) * D * sizeof(float));
 }
 
-static int embed_list(Embedder *e, const char *list, const char *dir, int sequence, int batch) {
-    const AvtConfig *c = &e->m->cfg;
+// Where the utterances come from: a pairs list or a corpus store. Item i is written to DIR/<name[i]>.npy.
+typedef struct {
     int n;
-    Pair *pairs = read_list(list, &n);
-    make_dir(dir);
+    const char *const *name;                      // (n,) plain file names, without .npy
+    const char *what;                             // "pairs" or "utterances", for messages
+    int (*read)(void *ctx, const AvtConfig *c, int i, Features *a, Features *v, AvtErr *err);
+    void *ctx;
+} Source;
+
+static int read_list_item(void *ctx, const AvtConfig *c, int i, Features *a, Features *v, AvtErr *err) {
+    const Pair *p = (const Pair *)ctx + i;
+    return read_pair(c, p->audio, p->video, a, v, err);
+}
+
+static int read_store_item(void *ctx, const AvtConfig *c, int i, Features *a, Features *v, AvtErr *err) {
+    const Store *st = ctx;
+    int T = store_len(st, (size_t)i);
+    *a = (Features){malloc_check((size_t)T * c->d_a * sizeof(float)), T, c->d_a};
+    *v = (Features){malloc_check((size_t)T * c->d_v * sizeof(float)), T, c->d_v};
+    if (store_read(st, (size_t)i, 0, T, a->data, v->data, err) == 0) return 0;
+    features_free(a);
+    features_free(v);
+    return -1;
+}
+
+// Embeds every item in batches of up to `batch` (right-padded); unreadable items go to DIR/skipped.txt.
+static int embed_many(Embedder *e, const Source *src, const char *dir, int sequence, int batch) {
+    const AvtConfig *c = &e->m->cfg;
+    const int n = src->n;
     size_t plen = strlen(dir) + 64;
     char *skipped_path = malloc_check(plen);
     snprintf(skipped_path, plen, "%s/skipped.txt", dir);
@@ -187,12 +206,12 @@ static int embed_list(Embedder *e, const char *list, const char *dir, int sequen
     float *xa = NULL, *xv = NULL;
     size_t cap_a = 0, cap_v = 0;
     Progress prog;
-    progress_start(&prog, "pairs", n);
+    progress_start(&prog, src->what, n);
     for (int i = 0; i < n;) {
         int B = 0, T = 0;
         for (; i < n && B < batch; i++) {
             AvtErr err;
-            if (read_pair(c, pairs[i].audio, pairs[i].video, &fa[B], &fv[B], &err)) {
+            if (src->read(src->ctx, c, i, &fa[B], &fv[B], &err)) {
                 if (!skipped) skipped = fopen_check(skipped_path, "w");
                 fprintf(skipped, "%s\n", err.msg);
                 if (n_skipped < 5) fprintf(stderr, "%savt: skipped: %s\n", prog.tty ? "\n" : "", err.msg);
@@ -213,8 +232,9 @@ static int embed_list(Embedder *e, const char *list, const char *dir, int sequen
             const float *h = embed_batch(e, xa, xv, B, T);
             int D2 = 2 * c->d;
             for (int b = 0; b < B; b++) {
-                char *out = malloc_check(strlen(dir) + strlen(pairs[idx[b]].name) + 8);
-                sprintf(out, "%s/%s.npy", dir, pairs[idx[b]].name);
+                const char *name = src->name[idx[b]];
+                char *out = malloc_check(strlen(dir) + strlen(name) + 8);
+                sprintf(out, "%s/%s.npy", dir, name);
                 AvtErr err;
                 if (write_embedding(out, h + (size_t)b * T * D2, fa[b].T, D2, sequence, &err)) avt_die("%s", err.msg);
                 free(out);
@@ -228,15 +248,9 @@ static int embed_list(Embedder *e, const char *list, const char *dir, int sequen
     progress_end(&prog);
     if (skipped) fclose_check(skipped, skipped_path);
     double el = cli_now() - prog.t0;
-    fprintf(stderr, "embedded %d of %d pairs into %s in %.1f s (%.1f pairs/s)\n", n_done, n, dir, el,
+    fprintf(stderr, "embedded %d of %d %s into %s in %.1f s (%.1f/s)\n", n_done, n, src->what, dir, el,
             el > 0 ? n_done / el : 0.0);
-    if (n_skipped) fprintf(stderr, "skipped %d pairs: reasons in %s\n", n_skipped, skipped_path);
-    for (int i = 0; i < n; i++) {
-        free(pairs[i].audio);
-        free(pairs[i].video);
-        free(pairs[i].name);
-    }
-    free(pairs);
+    if (n_skipped) fprintf(stderr, "skipped %d %s: reasons in %s\n", n_skipped, src->what, skipped_path);
     free(fa);
     free(fv);
     free(idx);
@@ -246,8 +260,66 @@ static int embed_list(Embedder *e, const char *list, const char *dir, int sequen
     return n_skipped ? 2 : 0;
 }
 
+static int embed_list(Embedder *e, const char *list, const char *dir, int sequence, int batch) {
+    int n;
+    Pair *pairs = read_list(list, &n);
+    cli_make_dir(dir);
+    const char **names = malloc_check((size_t)n * sizeof *names);
+    for (int i = 0; i < n; i++) names[i] = pairs[i].name;
+    Source src = {n, names, "pairs", read_list_item, pairs};
+    int rc = embed_many(e, &src, dir, sequence, batch);
+    for (int i = 0; i < n; i++) {
+        free(pairs[i].audio);
+        free(pairs[i].video);
+        free(pairs[i].name);
+    }
+    free(pairs);
+    free(names);
+    return rc;
+}
+
+// Every utterance of a corpus store, named by its id ('/' -> '_'), with DIR/index.csv mapping files to ids.
+static int embed_store(Embedder *e, const char *data, const char *dir, int sequence, int batch) {
+    const AvtConfig *c = &e->m->cfg;
+    Store *st;
+    AvtErr err;
+    if (store_open(&st, data, &err)) avt_die("%s", err.msg);
+    if (store_d_a(st) != c->d_a || store_d_v(st) != c->d_v)
+        avt_die("%s: features are (%d audio, %d video) wide, the model takes (%d, %d)", data, store_d_a(st),
+                store_d_v(st), c->d_a, c->d_v);
+    size_t n = store_size(st);
+    if (n == 0) avt_die("%s: the store holds no utterances", data);
+    if (n > (size_t)INT32_MAX) avt_die("%s: %zu utterances, more than one run embeds", data, n);
+    char **names = malloc_check(n * sizeof *names);
+    for (size_t i = 0; i < n; i++) {
+        names[i] = strdup(store_id(st, i));
+        for (char *q = names[i]; *q; q++)
+            if (*q == '/') *q = '_';
+    }
+    const char *dup = duplicate_name(names, (int)n, 0, sizeof *names);
+    if (dup) avt_die("%s: two utterance ids give the file name '%s.npy'", data, dup);
+    cli_make_dir(dir);
+    size_t plen = strlen(dir) + 16;
+    char *index_path = malloc_check(plen);
+    snprintf(index_path, plen, "%s/index.csv", dir);
+    FILE *f = fopen_check(index_path, "w");
+    fprintf(f, "file,id,speaker,steps\n");
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s.npy,%s,%s,%d\n", names[i], store_id(st, i), store_speaker_name(st, store_speaker(st, i)),
+                store_len(st, i));
+    fclose_check(f, index_path);
+    Source src = {(int)n, (const char *const *)names, "utterances", read_store_item, st};
+    int rc = embed_many(e, &src, dir, sequence, batch);
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    free(index_path);
+    store_close(st);
+    return rc;
+}
+
 int cmd_embed(int argc, char **argv) {
-    const char *weights = NULL, *audio = NULL, *video = NULL, *out = NULL, *list = NULL, *device = "cpu";
+    const char *weights = NULL, *audio = NULL, *video = NULL, *out = NULL, *list = NULL, *data = NULL;
+    const char *device = "cpu";
     int sequence = 0, batch = 8, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -259,6 +331,7 @@ int cmd_embed(int argc, char **argv) {
         else if (cli_is(a, "--video")) video = cli_value(argc, argv, &i);
         else if (cli_is(a, "--out")) out = cli_value(argc, argv, &i);
         else if (cli_is(a, "--list")) list = cli_value(argc, argv, &i);
+        else if (cli_is(a, "--data")) data = cli_value(argc, argv, &i);
         else if (cli_is(a, "--sequence")) sequence = 1;
         else if (cli_is(a, "--batch")) batch = cli_int(a, cli_value(argc, argv, &i), 1, 4096);
         else if (cli_is(a, "--threads")) threads = cli_int(a, cli_value(argc, argv, &i), 1, 4096);
@@ -266,8 +339,10 @@ int cmd_embed(int argc, char **argv) {
     }
     if (!weights) avt_die("embed: --weights is required (see avt embed --help)");
     if (!out) avt_die("embed: --out is required (see avt embed --help)");
-    if (list && (audio || video)) avt_die("embed: give either --list or --audio/--video, not both");
-    if (!list && (!audio || !video)) avt_die("embed: give --audio and --video, or --list (see avt embed --help)");
+    if ((list != NULL) + (data != NULL) + (audio || video) > 1)
+        avt_die("embed: give one of --audio/--video, --list or --data");
+    if (!list && !data && (!audio || !video))
+        avt_die("embed: give --audio and --video, --list or --data (see avt embed --help)");
     cli_set_threads(threads);
     const Backend *be = cli_backend(device);
 
@@ -281,6 +356,8 @@ int cmd_embed(int argc, char **argv) {
     int rc;
     if (list) {
         rc = embed_list(&e, list, out, sequence, batch);
+    } else if (data) {
+        rc = embed_store(&e, data, out, sequence, batch);
     } else {
         Features fa, fv;
         if (read_pair(&m.cfg, audio, video, &fa, &fv, &err)) avt_die("%s", err.msg);

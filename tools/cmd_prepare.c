@@ -82,10 +82,10 @@ typedef struct {
     char *bad;           // why the row is skipped before reading (malformed, duplicate id), or NULL
 } Row;
 
+// A field without its surrounding white space and quotes.
 static char *trim(char *s) {
-    while (*s == ' ' || *s == '\t') s++;
+    s = cli_trim(s);
     size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) s[--n] = '\0';
     if (n >= 2 && s[0] == '"' && s[n - 1] == '"') { // pandas quotes fields holding commas
         s[n - 1] = '\0';
         s++;

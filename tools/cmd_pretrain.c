@@ -177,13 +177,6 @@ static double validate(Dist *d, Step *val, UttSource src, const size_t *items, s
 }
 
 // ---- run folder: log.csv and loss.png ----
-static void make_dir(const char *dir) {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) avt_die("%s: cannot create the run folder: %s", dir, strerror(errno));
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) avt_die("%s: exists and is not a directory", dir);
-    if (access(dir, W_OK) != 0) avt_die("%s: run folder not writable: %s", dir, strerror(errno));
-}
-
 // The loss curve with gnuplot when it is installed (a note otherwise, once).
 static void plot(const char *out) {
     static int warned;
@@ -268,7 +261,7 @@ int cmd_pretrain(int argc, char **argv) {
     dist_init(&d);
     cli_set_threads(threads);
     const Backend *be = cli_backend(device);
-    if (d.rank == 0) make_dir(out);
+    if (d.rank == 0) cli_make_dir(out);
     dist_barrier(&d);
 
     // The run: fresh, or the newest complete checkpoint's settings, weights and optimiser state.

@@ -38,4 +38,6 @@ for spk in $(find "$D/media" -mindepth 3 -maxdepth 3 -type d -name 'id*' | LC_AL
     echo "$D/features/$name.audio.npy,$D/features/$name.video.npy,$name" >>"$D/pairs.csv"
 done
 run "$BUILD/avt" embed --weights "$ckpt/model.safetensors" --list "$D/pairs.csv" --out "$D/embeddings"
+# Every utterance of the corpus store, embedded with the same weights (index.csv joins them to labels.csv by id).
+run "$BUILD/avt" embed --weights "$ckpt/model.safetensors" --data "$D/shards" --out "$D/embeddings_all"
 echo "demo finished in $((SECONDS - t0)) s"
