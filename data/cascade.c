@@ -292,43 +292,77 @@ int cascade_load(Cascade *c, const char *xml_path, AvtErr *err) {
 // ---------------------------------------------------------------------------------------------------------------
 // Detection
 
-// cv::resize INTER_LINEAR on 8-bit images, bit for bit: 11-bit fixed-point weights, horizontal pass in int, then the
-// vertical pass as OpenCV's SIMD path computes it (16-bit high multiplies, then a rounding shift by 2).
-static void resize_linear(const uint8_t *src /* (sh, sw) */, int sw, int sh, uint8_t *dst /* (dh, dw) */, int dw,
-                          int dh) {
-    int *xo = malloc_check((size_t)dw * sizeof(int)), *xa = malloc_check((size_t)dw * 2 * sizeof(int));
-    int *yo = malloc_check((size_t)dh * sizeof(int)), *ya = malloc_check((size_t)dh * 2 * sizeof(int));
-    for (int pass = 0; pass < 2; pass++) {
-        int nd = pass ? dh : dw, ns = pass ? sh : sw, *ofs = pass ? yo : xo, *al = pass ? ya : xa;
-        double sc = (double)ns / nd;
-        for (int i = 0; i < nd; i++) {
-            float fx = (float)((i + 0.5) * sc - 0.5);
-            int sx = (int)floorf(fx);
-            fx -= (float)sx;
-            if (sx < 0) fx = 0, sx = 0;
-            if (sx >= ns - 1) fx = 0, sx = ns - 1;
-            ofs[i] = sx;
-            al[2 * i] = (int)lrintf((1.f - fx) * 2048.f);
-            al[2 * i + 1] = (int)lrintf(fx * 2048.f);
+// cv::resize INTER_LINEAR_EXACT on 8-bit images, bit for bit: the pyramid detectMultiScale builds in OpenCV 4
+// (INTER_LINEAR's 11-bit weights move a few raw windows per image). Per axis, destination i samples source
+// f = s (i + 0.5) - 0.5 with s = 1 / (n_dst / n_src) in double; taps floor(f) and floor(f) + 1 with 8-bit weights
+// 256 - c and c = round_half_even(256 (f - floor(f))); destinations with f < 0 take the first source pixel, those
+// whose taps pass the end the last. The horizontal pass keeps 8 fraction bits (16-bit values), the vertical pass
+// multiplies by 8-bit weights and rounds the 16 fraction bits away; replicated rows just round their 8.
+typedef struct {
+    int *ofs, *c;   // (n_dst,) first tap and the second tap's weight (of 256)
+    int lo, hi;     // [lo, hi): interpolated; below lo the first source pixel, from hi the last
+} Taps;
+
+static Taps axis_taps(int ns, int nd) {
+    Taps t = {calloc_check((size_t)nd, sizeof(int)), calloc_check((size_t)nd, sizeof(int)), 0, nd};
+    const double scale = 1.0 / ((double)nd / (double)ns);
+    for (int i = 0; i < nd; i++) {
+        const double f = scale * ((double)i + 0.5) - 0.5, fl = floor(f);
+        if (fl < 0 || ns < 2) {
+            t.lo = i + 1;
+        } else if (fl < ns - 1) {
+            t.ofs[i] = (int)fl;
+            t.c[i] = (int)nearbyint((f - fl) * 256.0);
+        } else {
+            t.ofs[i] = ns - 1;
+            if (i < t.hi) t.hi = i;
         }
     }
-    int *r0 = malloc_check((size_t)dw * sizeof(int)), *r1 = malloc_check((size_t)dw * sizeof(int));
-    for (int y = 0; y < dh; y++) {
-        const uint8_t *s0 = src + (size_t)yo[y] * (size_t)sw;
-        const uint8_t *s1 = src + (size_t)(yo[y] + 1 < sh ? yo[y] + 1 : yo[y]) * (size_t)sw;
-        for (int x = 0; x < dw; x++) {
-            int a = xo[x], b = a + 1 < sw ? a + 1 : a;
-            r0[x] = s0[a] * xa[2 * x] + s0[b] * xa[2 * x + 1];
-            r1[x] = s1[a] * xa[2 * x] + s1[b] * xa[2 * x + 1];
+    return t;
+}
+
+// One source row through the horizontal pass: (dw,) values with 8 fraction bits.
+static void hpass(const uint8_t *row, const Taps *x, int sw, int dw, uint16_t *out) {
+    for (int i = 0; i < dw; i++) {
+        if (i < x->lo) out[i] = (uint16_t)(row[0] << 8);
+        else if (i >= x->hi) out[i] = (uint16_t)(row[sw - 1] << 8);
+        else out[i] = (uint16_t)((256 - x->c[i]) * row[x->ofs[i]] + x->c[i] * row[x->ofs[i] + 1]);
+    }
+}
+
+static void resize_linear_exact(const uint8_t *src /* (sh, sw) */, int sw, int sh, uint8_t *dst /* (dh, dw) */,
+                                int dw, int dh) {
+    Taps x = axis_taps(sw, dw), y = axis_taps(sh, dh);
+    uint16_t *r0 = malloc_check((size_t)dw * sizeof(uint16_t)), *r1 = malloc_check((size_t)dw * sizeof(uint16_t));
+    int have0 = -1, have1 = -1; // source rows now in r0, r1
+    for (int j = 0; j < dh; j++) {
+        uint8_t *d = dst + (size_t)j * (size_t)dw;
+        if (j < y.lo || j >= y.hi) { // a replicated edge row
+            hpass(src + (size_t)(j < y.lo ? 0 : sh - 1) * (size_t)sw, &x, sw, dw, r0);
+            have0 = -1;
+            for (int i = 0; i < dw; i++) d[i] = (uint8_t)((r0[i] + 128) >> 8);
+            continue;
         }
-        int b0 = ya[2 * y], b1 = ya[2 * y + 1];
-        uint8_t *d = dst + (size_t)y * (size_t)dw;
-        for (int x = 0; x < dw; x++) {
-            int v = ((((r0[x] >> 4) * b0) >> 16) + (((r1[x] >> 4) * b1) >> 16) + 2) >> 2;
-            d[x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        const int a = y.ofs[j], c = y.c[j];
+        if (have0 != a) {
+            if (have1 == a) { // slide down one row
+                uint16_t *tmp = r0;
+                r0 = r1, r1 = tmp, have0 = a, have1 = -1;
+            } else {
+                hpass(src + (size_t)a * (size_t)sw, &x, sw, dw, r0);
+                have0 = a;
+            }
+        }
+        if (have1 != a + 1) {
+            hpass(src + (size_t)(a + 1) * (size_t)sw, &x, sw, dw, r1);
+            have1 = a + 1;
+        }
+        for (int i = 0; i < dw; i++) {
+            const uint32_t v = ((uint32_t)r0[i] * (uint32_t)(256 - c) + (uint32_t)r1[i] * (uint32_t)c + 32768u) >> 16;
+            d[i] = (uint8_t)(v > 255 ? 255 : v);
         }
     }
-    free(xo); free(xa); free(yo); free(ya); free(r0); free(r1);
+    free(x.ofs); free(x.c); free(y.ofs); free(y.c); free(r0); free(r1);
 }
 
 typedef struct {
@@ -468,9 +502,9 @@ static void scan_level(const Cascade *c, const uint8_t *gray, int w, int h, floa
                        RectList *out) {
     int sw = (int)lrintf((float)w / s), sh = (int)lrintf((float)h / s);
     size_t iw = (size_t)sw + 1, ih = (size_t)sh + 1;
-    if (step <= 0) step = s >= 2.f ? 1 : 2;
+    if (step <= 0) step = s > 2.f ? 1 : 2;
     uint8_t *img = malloc_check((size_t)sw * (size_t)sh);
-    resize_linear(gray, w, h, img, sw, sh);
+    resize_linear_exact(gray, w, h, img, sw, sh);
     int haar = c->type == CASCADE_HAAR;
     // integral images (ih, iw): sum, and for Haar the square sum, which wraps mod 2^32 like OpenCV's int32 one;
     // the sums are padded by 8 steps so that lbp_reach8's lanes past the last row's end stay in the buffer

@@ -6,8 +6,9 @@
 // Tree cascades (haarcascade_frontalface_alt2.xml) and tilted Haar features are refused at load time.
 //
 // cascade_detect follows cv::CascadeClassifier::detectMultiScale of OpenCV 4 (docs/data-notes.md §6.3): a pyramid
-// of bilinear downscales (bit-exact with cv::resize INTER_LINEAR on 8-bit images), factor 1, s, s^2, ... until the
-// scaled image is smaller than the window; scan step 2 px at factor < 2, else 1 px, one extra step after a window
+// of bilinear downscales (bit-exact with cv::resize INTER_LINEAR_EXACT on 8-bit images, as OpenCV 4 builds it),
+// factor 1, s, s^2, ... until the scaled image is smaller than the window; scan step 2 px at factor <= 2, else 1 px,
+// one extra step after a window
 // rejected by stage 0; accepted windows mapped back to the image, then groupRectangles(minNeighbors, eps 0.2).
 #ifndef AVT_CASCADE_H
 #define AVT_CASCADE_H
