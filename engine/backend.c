@@ -24,7 +24,8 @@ void *backend_cuda_symbol(const char *name, AvtErr *err) {
     static void *handle;
     static char path[4096], why[AVT_ERR_LEN];
     if (backend_cuda_open) // the CUDA code is linked in (the emulator has no NCCL): there is no module to load
-        return avt_err_set(err, "--device cuda: %s is not in this build", name), NULL;
+        return avt_err_set(err, "--device cuda: %s is not in this build (the emulated backend has no NCCL)", name),
+               NULL;
     if (!handle && !why[0]) {
         const char *env = getenv("AVT_CUDA_MODULE");
         ssize_t n = env ? -1 : readlink("/proc/self/exe", path, sizeof path - sizeof CUDA_MODULE - 1);

@@ -120,11 +120,10 @@ static const DistNccl *nccl_comm(Dist *d, const Backend *be) {
         const DistNccl *(*nccl_fn)(void) = dist_nccl;
         AvtErr err;
         if (!nccl_fn) *(void **)&nccl_fn = backend_cuda_symbol("dist_nccl", &err);
-        if (!nccl_fn) avt_die("%s (%d processes)", err.msg, d->world);
+        if (!nccl_fn) avt_die("%d processes on --device %s need NCCL: %s", d->world, be->name, err.msg);
         d->nc = nccl_fn();
     }
     const DistNccl *nc = d->nc;
-    if (!nc) avt_die("--device %s with %d processes: this avt was built without NCCL", be->name, d->world);
     if (!d->nccl) {
         unsigned char id[512];
         if (nc->id_bytes > sizeof id) avt_fatal("ncclUniqueId is %zu bytes, more than %zu", nc->id_bytes, sizeof id);
