@@ -22,7 +22,7 @@ static const char *HELP =
     "  --weights PATH      safetensors checkpoint (avt init, or tools/pt_to_safetensors.py)\n"
     "  --audio PATH        audio features of one utterance\n"
     "  --video PATH        video features of one utterance\n"
-    "  --out PATH          output .npy (one pair) or directory (--list; created if missing)\n"
+    "  --out PATH          output .npy (one pair) or directory (--list, --data; created if missing)\n"
     "  --list PATH         CSV, one pair per line: audio,video[,name]; '#' lines are comments;\n"
     "                      output DIR/name.npy, name defaulting to the audio file's base name\n"
     "  --data DIR          a corpus store (avt prepare): every utterance, DIR/<id>.npy with the id's '/'\n"
