@@ -52,7 +52,7 @@ static int read_boxes(const char *path, int (*r)[4], int max) {
 static void compare_with_opencv(const char *xml, const char *tag) {
     const char *imgs[] = {ASTRONAUT, HOPPER, ICE};
     enum { NI = 3, MAXB = 4096 };
-    cr_assert_eq(test_run("%s tests/reference/face_ref.py %s %s %s %s %s 2>/dev/null", test_python(), test_tmpdir(),
+    cr_assert_eq(test_run("%s tests/reference/face_ref.py %s %s %s %s %s 2>/dev/null", test_python(), test_path(""),
                           xml, imgs[0], imgs[1], imgs[2]), 0);
     Cascade c;
     AvtErr err;
@@ -100,7 +100,7 @@ Test(face, haar_matches_opencv) { compare_with_opencv(HAAR_XML, "haar"); }
 // them whose widths leave partial blocks of eight at the row ends.
 Test(face, lbp_simd_equals_scalar) {
     const char *imgs[] = {ASTRONAUT, HOPPER, ICE};
-    cr_assert_eq(test_run("%s tests/reference/face_ref.py %s %s %s %s %s 2>/dev/null", test_python(), test_tmpdir(),
+    cr_assert_eq(test_run("%s tests/reference/face_ref.py %s %s %s %s %s 2>/dev/null", test_python(), test_path(""),
                           LBP_XML, imgs[0], imgs[1], imgs[2]), 0);
     Cascade c;
     AvtErr err;
@@ -175,7 +175,7 @@ static void make_frame(uint8_t *fr, const uint8_t *face, int i) {
 }
 
 Test(face, track_synthetic_sequence) {
-    cr_assert_eq(test_run("%s tests/reference/face_ref.py --face %s %s %d 2>/dev/null", test_python(), test_tmpdir(),
+    cr_assert_eq(test_run("%s tests/reference/face_ref.py --face %s %s %d 2>/dev/null", test_python(), test_path(""),
                           HOPPER, FS), 0);
     int fw, fh;
     uint8_t *face = read_pgm(test_path("face.pgm"), &fw, &fh);
