@@ -11,10 +11,18 @@ ifeq ($(origin CC),default)
 endif
 PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
-OPT     ?= -O3 -march=native
+# CFLAGS (from the command line or the environment) holds optimisation and debugging only; the flags the code needs
+# are added with `override`, so `make CFLAGS=-O2` and `CFLAGS=-O2 make` still build it.
+OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Werror -I.
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -I.
 LDLIBS  += -lm
+# Warnings are errors only when asked: `make WERROR=1` (.ci/run). A user's other compiler or CPU must still build.
+ifeq ($(WERROR),1)
+  override CFLAGS += -Werror
+  WERROR_CXX := -Werror
+  WERROR_NVCC := --Werror all-warnings -Xptxas -Werror -Xcompiler -Werror
+endif
 
 # probe NAME,FLAGS: compile and link the program in variable NAME; "yes" when it builds.
 $(shell mkdir -p $(BUILD)/probe)
@@ -42,10 +50,33 @@ define CRITERION_PROG
 Test(probe, ok) {}
 endef
 
+# Target CPU. ARCH=native (default): -march=native when the compiler takes it, for the machine that builds.
+# ARCH=portable: x86-64-v2 (SSE4.2, POPCNT) on x86-64, the compiler's default elsewhere; the AVX2 code paths (Philox
+# dropout, the LBP cascade) are still compiled and chosen at run time when the CPU has AVX2, so one binary runs on
+# every node of a cluster.
+ARCH ?= native
+define EMPTY_PROG
+int main(void) { return 0; }
+endef
+ifeq ($(ARCH),native)
+  ifeq ($(call probe,EMPTY_PROG,-march=native),yes)
+    ARCH_FLAGS := -march=native
+  endif
+  $(info [avt] ARCH=native ....... $(or $(ARCH_FLAGS),the compiler's default target (-march=native not taken)))
+else ifeq ($(ARCH),portable)
+  ifneq ($(filter x86_64%,$(shell $(CC) -dumpmachine)),)
+    ARCH_FLAGS := -march=x86-64-v2
+  endif
+  $(info [avt] ARCH=portable ..... $(or $(ARCH_FLAGS),the compiler's default target): AVX2 paths chosen at run time)
+else
+  $(error [avt] ARCH=$(ARCH): use ARCH=native (default) or ARCH=portable)
+endif
+override CFLAGS += $(ARCH_FLAGS)
+
 # OpenMP: used where a kernel loops over rows or heads.
 HAVE_OPENMP := $(call probe,OPENMP_PROG,-fopenmp)
 ifeq ($(HAVE_OPENMP),yes)
-  CFLAGS += -fopenmp
+  override CFLAGS += -fopenmp
   $(info [avt] OpenMP ............ found (-fopenmp))
 else
   $(info [avt] OpenMP ............ not found: kernels run single-threaded)
@@ -78,14 +109,16 @@ endif
 $(info [avt] cJSON ............. found (-lcjson))
 LDLIBS += -lcjson
 
-LIB_SRC  := $(wildcard engine/*.c kernels/cpu/*.c models/*.c data/*.c)
+# The floors, bottom to top (README "Map"): base, kernels, engine, models, train, data (media and corpus wings).
+LIB_DIRS := base kernels/cpu engine models train data/media data/corpus
+LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC := $(wildcard tools/*.c)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
-TEST_SRC := $(wildcard tests/*.c)
+TEST_SRC := $(shell find tests -name '*.c' -not -path 'tests/fuzz/*' -not -path 'tests/mpi/*' | sort)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard benchmarks/*.c)
-HDRS     := $(wildcard engine/*.h kernels/*.h kernels/cpu/*.h models/*.h data/*.h tools/*.h)
+HDRS     := $(foreach d,$(LIB_DIRS) kernels tools,$(wildcard $(d)/*.h))
 
 .PHONY: all test golden bench demo fuzz clean
 all: $(BUILD)/avt
@@ -93,7 +126,7 @@ all: $(BUILD)/avt
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/tests/%.o: tests/%.c $(HDRS) $(wildcard tests/*.h)
+$(BUILD)/tests/%.o: tests/%.c $(HDRS) tests/testutil.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -143,7 +176,7 @@ fuzz:
 	@command -v clang >/dev/null || { echo "[avt] clang not found: apt-get install clang"; exit 1; }
 	@mkdir -p $(BUILD)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	  tests/fuzz/fuzz_safetensors.c engine/safetensors.c engine/common.c -lcjson -o $(BUILD)/fuzz_safetensors
+	  tests/fuzz/fuzz_safetensors.c engine/safetensors.c base/common.c -lcjson -o $(BUILD)/fuzz_safetensors
 	rm -rf $(BUILD)/fuzz_corpus && cp -r tests/fuzz/corpus $(BUILD)/fuzz_corpus
 	cd $(BUILD) && ./fuzz_safetensors -max_total_time=$(or $(FUZZ_SECONDS),60) -max_len=4096 -print_final_stats=1 fuzz_corpus
 
@@ -163,12 +196,12 @@ endif
 comma := ,
 EMU_CXXFLAGS ?= $(OPT) -g
 # -ffp-contract=off: no FMA contraction, like the C build of the CPU twins (g++'s C++ default would fuse a*b+c).
-EMU_CXXFLAGS += -std=c++17 -D_GNU_SOURCE -DAVT_EMU -Wall -Wextra -Wshadow -Werror -Wno-unknown-pragmas \
-                -ffp-contract=off -fstack-clash-protection -I.
-EMU_HDRS      := $(wildcard kernels/emu/*.h kernels/cuda/*.cuh tests/emu/*.h) $(HDRS)
-CUDA_SRC      := $(wildcard kernels/cuda/*.cu engine/*.cu)   # the backend and its kernels
-EMU_SELF_SRC  := $(wildcard tests/emu/*.cu) tests/emu/test_emu.cpp   # the emulator's own tests
-CUDA_TEST_SRC := $(filter-out $(EMU_SELF_SRC),$(wildcard tests/emu/*.cpp)) # CUDA vs CPU: emulated and native
+EMU_CXXFLAGS += -std=c++17 -D_GNU_SOURCE -DAVT_EMU -Wall -Wextra -Wshadow $(WERROR_CXX) -Wno-unknown-pragmas \
+                -ffp-contract=off -fstack-clash-protection -I. $(ARCH_FLAGS)
+EMU_HDRS      := $(wildcard kernels/emu/*.h kernels/cuda/*.cuh kernels/cuda/*.h tests/cuda/*.h) $(HDRS)
+CUDA_SRC      := $(wildcard kernels/cuda/*.cu engine/*.cu train/*.cu)   # the backend, its kernels, NCCL
+EMU_SELF_SRC  := $(wildcard tests/kernels/emu/*.cu tests/kernels/emu/*.cpp)   # the emulator's own tests
+CUDA_TEST_SRC := $(wildcard tests/cuda/*.cpp) # CUDA vs CPU: emulated and native
 EMU_RT_SRC    := $(wildcard kernels/emu/*.cpp)
 EMU_CUDA_OBJ  := $(EMU_RT_SRC:%.cpp=$(BUILD)/emu/%.o) $(CUDA_SRC:%.cu=$(BUILD)/emu/%.o)
 EMU_TEST_OBJ  := $(EMU_CUDA_OBJ) $(patsubst %,$(BUILD)/emu/%.o,$(basename $(EMU_SELF_SRC) $(CUDA_TEST_SRC)))
@@ -180,18 +213,19 @@ $(BUILD)/emu/%.o: %.cu $(EMU_HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -x c++ -c $< -o $@
 
-# $^ lists these objects after libavt.a, so the archive (engine/common.c, engine/backend.c) and the C++ runtime
+# $^ lists these objects after libavt.a, so the archive (base/common.c, engine/backend.c) and the C++ runtime
 # come again last.
 $(BUILD)/avt_tests: $(EMU_TEST_OBJ)
 $(BUILD)/avt_tests: LDLIBS += $(BUILD)/libavt.a -lstdc++
 
 # nvcc: a real probe (compile a kernel, link cudart, cuBLASLt, cuDNN and NCCL), cached in $(BUILD)/probe until nvcc
-# changes.
+# changes. The probe never runs with warnings as errors: a new nvcc's new warning must not drop the backend.
 NVCC       ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
 CUDA_ARCHS ?= 80 90
 NVCCFLAGS  ?= -O3
-NVCC_ALL   := $(NVCCFLAGS) -std=c++17 $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
-              --Werror all-warnings -Xptxas -Werror -Xcompiler -fPIC,-Wall,-Wextra,-Wshadow,-Werror -I.
+NVCC_BASE  := $(NVCCFLAGS) -std=c++17 $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+              -Xcompiler -fPIC,-Wall,-Wextra,-Wshadow -I.
+NVCC_ALL   := $(NVCC_BASE) $(WERROR_NVCC)
 CUDA_LIBDIR ?= $(patsubst %/bin/nvcc,%,$(NVCC))/lib64
 CUDA_LIBS  := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -lcublasLt -lcudnn -lnccl -lstdc++
 NVCC_LIBS  := $(subst -Wl$(comma),-Xlinker ,$(filter-out -lstdc++,$(CUDA_LIBS)))
@@ -212,17 +246,17 @@ else ifneq ($(NVCC),)
   HAVE_NVCC := $(shell test "$$(cat $(NVCC_STAMP) 2>/dev/null)" = "$(NVCC) $(CUDA_ARCHS)" -a $(NVCC_STAMP) -nt $(NVCC) \
                  && echo yes)
   ifneq ($(HAVE_NVCC),yes)
-    HAVE_NVCC := $(file >$(BUILD)/probe/nvcc.cu,$(NVCC_PROG))$(shell $(NVCC) $(NVCC_ALL) $(BUILD)/probe/nvcc.cu \
+    HAVE_NVCC := $(file >$(BUILD)/probe/nvcc.cu,$(NVCC_PROG))$(shell $(NVCC) $(NVCC_BASE) $(BUILD)/probe/nvcc.cu \
                    -o $(BUILD)/probe/nvcc $(NVCC_LIBS) >/dev/null 2>&1 && echo "$(NVCC) $(CUDA_ARCHS)" >$(NVCC_STAMP) && echo yes)
   endif
 endif
 ifeq ($(MAKECMDGOALS),clean)
 else ifeq ($(HAVE_NVCC),yes)
   CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/cuda/%.o) $(patsubst %.cu,$(BUILD)/cuda/%.o,$(filter %.cu,$(EMU_SELF_SRC)))
-  $(info [avt] nvcc .............. found ($(NVCC), CUDA $(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\),.*/\1/p')): .cu files compiled for $(CUDA_ARCHS:%=sm_%), warnings as errors)
+  $(info [avt] nvcc .............. found ($(NVCC), CUDA $(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\),.*/\1/p')): .cu files compiled for $(CUDA_ARCHS:%=sm_%)$(if $(WERROR_NVCC),$(comma) warnings as errors))
   $(info [avt] CUDA libraries .... cudart, cuBLASLt, cuDNN, NCCL link ($(CUDA_LIBDIR)))
 all test: $(CUDA_OBJ)
-$(BUILD)/cuda/%.o: %.cu $(wildcard kernels/cuda/*.cuh) kernels/philox.h kernels/optim.h engine/common.h engine/backend.h
+$(BUILD)/cuda/%.o: %.cu $(wildcard kernels/cuda/*.cuh) base/philox.h kernels/optim.h base/common.h engine/backend.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_ALL) -c $< -o $@
 # The CUDA-vs-CPU tests, natively: host C++ against the real runtime (built by `make test` too, to prove it links).
@@ -268,12 +302,12 @@ $(BUILD)/bench_train: LDLIBS += $(if $(AVT_CUDA_OBJ),$(BUILD)/libavt.a $(AVT_CUD
 .PHONY: test-gpu
 include benchmarks/kernels/kernels.mk
 
-# ==== MPI: data-parallel runs (engine/dist.c; gradients in device memory go through engine/dist_nccl.cu) ========
+# ==== MPI: data-parallel runs (train/dist.c; gradients in device memory go through train/dist_nccl.cu) ========
 # This block sits after the rules on purpose: a rule above `all:` would become the default goal.
 # A real probe (MPI_Init + MPI_Allreduce, compiled and linked) with the flags the MPI compiler wrapper reports
 # (OpenMPI's `mpicc --showme`; set MPI_CFLAGS and MPI_LIBS by hand for another MPI). Found: dist.c is compiled with
 # -DAVT_HAVE_MPI, avt, the tests and the benchmarks link MPI, and `make test` builds $(BUILD)/dist_check, the
-# multi-process program that tests/test_dist.c runs under mpirun. Not found: avt runs single-process only.
+# multi-process program that tests/train/test_dist.c runs under mpirun. Not found: avt runs single-process only.
 MPICC ?= mpicc
 ifeq ($(origin MPI_LIBS),undefined)
   MPI_CFLAGS := $(shell $(MPICC) --showme:compile 2>/dev/null)
@@ -294,18 +328,18 @@ endif
 ifeq ($(HAVE_MPI),yes)
   $(info [avt] MPI ............... found ($(MPI_LIBS)): multi-process training under mpirun/srun)
   LDLIBS += $(MPI_LIBS)
-$(BUILD)/engine/dist.o $(BUILD)/tests/mpi/dist_check.o: CFLAGS += -DAVT_HAVE_MPI $(MPI_CFLAGS)
+$(BUILD)/train/dist.o $(BUILD)/tests/mpi/dist_check.o: override CFLAGS += -DAVT_HAVE_MPI $(MPI_CFLAGS)
 $(BUILD)/dist_check: $(BUILD)/tests/mpi/dist_check.o $(BUILD)/libavt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
 test: $(BUILD)/dist_check
 else ifneq ($(MAKECMDGOALS),clean)
   $(info [avt] MPI ............... not found ($(MPICC) --showme, mpi.h + MPI_Init/MPI_Allreduce): avt runs single-process only (apt-get install libopenmpi-dev openmpi-bin))
 endif
-$(BUILD)/cuda/engine/dist_nccl.o: engine/dist.h
+$(BUILD)/cuda/engine/dist_nccl.o: train/dist.h
 
-# ==== FFmpeg: media decoding (data/media.c) =====================================================================
+# ==== FFmpeg: media decoding (data/media/media.c) =====================================================================
 # A real probe (swr_alloc_set_opts2 + libavformat, compiled and linked with -Werror=deprecated-declarations) with the
-# flags pkg-config reports. Found: data/media.c is compiled with -DAVT_HAVE_FFMPEG and avt, the tests and the
+# flags pkg-config reports. Found: data/media/media.c is compiled with -DAVT_HAVE_FFMPEG and avt, the tests and the
 # benchmarks link FFmpeg. Not found: the build still works and media_decode returns "built without FFmpeg".
 # `make fuzz-media` fuzzes media_decode (libFuzzer + ASan/UBSan) on fixtures from tests/fixtures.sh.
 FFMPEG_PKGS := libavformat libavcodec libswresample libswscale libavutil
@@ -333,7 +367,7 @@ ifneq ($(MAKECMDGOALS),clean)
 endif
 ifeq ($(HAVE_FFMPEG),yes)
   $(info [avt] FFmpeg ............ found ($(FFMPEG_LIBS)): media decoding)
-$(BUILD)/data/media.o: CFLAGS += -DAVT_HAVE_FFMPEG $(FFMPEG_CFLAGS)
+$(BUILD)/data/media/media.o: override CFLAGS += -DAVT_HAVE_FFMPEG $(FFMPEG_CFLAGS)
   LDLIBS += $(FFMPEG_LIBS)
 else ifneq ($(MAKECMDGOALS),clean)
   $(info [avt] FFmpeg ............ not found (pkg-config $(FFMPEG_PKGS), then a compile+link probe): no media decoding (apt-get install pkg-config libavformat-dev libavcodec-dev libswresample-dev libswscale-dev libavutil-dev))
@@ -345,7 +379,7 @@ fuzz-media:
 	@mkdir -p $(BUILD)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -DAVT_HAVE_FFMPEG $(FFMPEG_CFLAGS) \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	  tests/fuzz/fuzz_media.c data/media.c engine/common.c $(FFMPEG_LIBS) -lm -o $(BUILD)/fuzz_media
+	  tests/fuzz/fuzz_media.c data/media/media.c base/common.c $(FFMPEG_LIBS) -lm -o $(BUILD)/fuzz_media
 	rm -rf $(BUILD)/fuzz_media_corpus && bash tests/fixtures.sh --fuzz-seeds $(BUILD)/fuzz_media_corpus
 	cd $(BUILD) && ./fuzz_media -max_total_time=$(or $(FUZZ_SECONDS),60) -max_len=65536 -timeout=20 \
 	  -print_final_stats=1 fuzz_media_corpus

@@ -1,4 +1,4 @@
-// Speed of the face detector alone (data/cascade.c) on one grayscale frame, whole-frame scans as
+// Speed of the face detector alone (data/media/cascade.c) on one grayscale frame, whole-frame scans as
 // cv::CascadeClassifier::detectMultiScale runs them (scale 1.1, 3 neighbours). Prints
 // `cascade_ms X boxes N` (milliseconds per scan, best of REPS rounds of 10) for the OpenMP threads in effect.
 // benchmarks/bench_media.sh sets it beside OpenCV on the same frame. Not a test.
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-#include "../data/cascade.h"
+#include "data/media/cascade.h"
 
 static double now(void) {
     struct timespec ts;

@@ -1,4 +1,4 @@
-// Speed of the native audio front end (data/fbank.c): 128-bin Kaldi log-mels plus pooling to 512-d steps, on a
+// Speed of the native audio front end (data/media/fbank.c): 128-bin Kaldi log-mels plus pooling to 512-d steps, on a
 // synthetic 16 kHz waveform. Prints `fbank_audio_s_per_s X` (seconds of audio processed per wall-clock second,
 // best of --reps runs) for the OpenMP threads in effect (OMP_NUM_THREADS). Not a test.
 //   bench_fbank [SECONDS (default 60)] [REPS (default 5)]
@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-#include "../data/fbank.h"
+#include "data/media/fbank.h"
 
 static double now(void) {
     struct timespec ts;

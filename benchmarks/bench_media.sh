@@ -17,7 +17,7 @@
 #   detector    the face detector alone on one 480x360 frame of the FLV, whole-frame scans (scale 1.1, 3 neighbours,
 #               no minimum size), one thread: build/bench_cascade against cv2.CascadeClassifier.detectMultiScale with
 #               cv2.setNumThreads(1), best of 5 rounds of 10. (In prepare the detector mostly scans only the region
-#               around the face track, data/face.h: the Python pipeline scans whole frames.)
+#               around the face track, data/media/face.h: the Python pipeline scans whole frames.)
 # Each is run REPEAT times (default 3, interleaved) and its best wall time kept. Throughput: seconds of media
 # (ffprobe durations, summed) per wall second per core (/ THREADS). For reference, not in the ratios: the ffmpeg program's start alone
 # (ffmpeg -version, run the same way), which is most of "decode alone" on 3 s clips. The load average before the run
@@ -159,7 +159,7 @@ PY
 )
 fi
 printf '%-44s %9s\n' "face detector, one 480x360 frame, 1 thread" "ms/scan"
-printf '%-44s %9.2f\n' "  avt (data/cascade.c)" "$det_avt"
+printf '%-44s %9.2f\n' "  avt (data/media/cascade.c)" "$det_avt"
 [ "$have_py" = 1 ] && printf '%-44s %9.2f\n' "  OpenCV detectMultiScale" "$det_cv"
 awk -v d="$t_dec" -v t="$t_cat" -v a="$t_avt" -v p="$t_py" -v e="$det_avt" -v c="$det_cv" 'BEGIN {
     printf "ratio: avt takes %.2fx the time of decoding alone (target <= 1.5x)\n", a / d

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The Python peer of `avt prepare --layout` for benchmarks/bench_media.sh: per media file
   audio: decode to 16 kHz mono float32 with the ffmpeg program (subprocess), torchaudio's kaldi.fbank (128 mel bins,
-         the arguments of data/fbank.h), pooled in numpy to 512 values per 200 ms step (mean, std, min, max of 20
+         the arguments of data/media/fbank.h), pooled in numpy to 512 values per 200 ms step (mean, std, min, max of 20
          frames, the last partial step kept at >= 10 frames);
   video: cv2.VideoCapture decodes every frame (grab); the frame each 200 ms step samples (the last at or before
          t_k = 0.2 k) goes to grayscale and cv2.CascadeClassifier(lbpcascade_frontalface_improved)

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "backend.h"
+#include "engine/backend.h"
 
 // Linked in by builds that carry the CUDA code in the executable (EMU=1, the tests, the benchmarks); NULL in a
 // native avt, which loads it from CUDA_MODULE instead.

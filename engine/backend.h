@@ -11,9 +11,9 @@
 #define AVT_BACKEND_H
 
 #include <stddef.h>
-#include "common.h"
-#include "../kernels/philox.h"
-#include "../kernels/optim.h"
+#include "base/common.h"
+#include "base/philox.h"
+#include "kernels/optim.h"
 
 typedef enum { ATTN_AVT, ATTN_CUDNN } AttentionImpl;
 
@@ -21,7 +21,7 @@ typedef struct Backend {
     const char *name;      // "cpu", "cuda"
     int host_memory;       // pointers are host pointers (no copies needed to read them)
     void *stream;          // the cudaStream_t every kernel and copy is queued on (NULL on cpu): collectives on
-                           // the backend's memory (engine/dist_nccl.cu) are queued behind them
+                           // the backend's memory (train/dist_nccl.cu) are queued behind them
 
     // ---- memory ----
     void *(*alloc)(size_t bytes);                          // fatal on failure; at least 16-byte aligned

@@ -1,8 +1,8 @@
 // The CPU backend: the reference kernels of kernels/cpu on host memory.
 #include <stdlib.h>
 #include <string.h>
-#include "backend.h"
-#include "../kernels/cpu/kernels.h"
+#include "engine/backend.h"
+#include "kernels/cpu/kernels.h"
 
 #define CPU_ALIGN 64
 

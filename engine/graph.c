@@ -1,8 +1,8 @@
-#include "graph.h"
+#include "engine/graph.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include "common.h"
+#include "base/common.h"
 
 #define ARENA_ALIGN 64
 

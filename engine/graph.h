@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "../kernels/philox.h"
-#include "backend.h"
+#include "base/philox.h"
+#include "engine/backend.h"
 
 #define TENSOR_MAX_DIMS 4
 

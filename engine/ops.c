@@ -4,8 +4,8 @@
 #include <math.h>
 #include <string.h>
 #include <time.h>
-#include "common.h"
-#include "graph.h"
+#include "base/common.h"
+#include "engine/graph.h"
 
 static float *alloc_floats(Arena *a, size_t n) { return arena_alloc(a, n * sizeof(float)); }
 

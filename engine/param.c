@@ -1,4 +1,4 @@
-#include "param.h"
+#include "engine/param.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -3,9 +3,9 @@
 #ifndef AVT_PARAM_H
 #define AVT_PARAM_H
 
-#include "graph.h"
-#include "common.h"
-#include "safetensors.h"
+#include "engine/graph.h"
+#include "base/common.h"
+#include "engine/safetensors.h"
 
 typedef enum { INIT_ZERO, INIT_ONE, INIT_VERSION, INIT_XAVIER, INIT_FAN_IN } InitKind;
 
@@ -34,7 +34,7 @@ void params_zero_grad(ParamTable *pt);
 // Initialise every tensor by its InitKind from the Philox stream of seed (one site per table index).
 void params_init(ParamTable *pt, uint64_t seed);
 
-// safetensors I/O of a table (engine/checkpoint.c). Loading is strict like PyTorch's load_state_dict(strict=True):
+// safetensors I/O of a table (train/checkpoint.c). Loading is strict like PyTorch's load_state_dict(strict=True):
 // every non-buffer tensor must be present with its exact shape, and no unknown tensor may be present.
 // Buffers may be absent. Errors name the file and the tensor.
 int params_save(const ParamTable *pt, const char *path, const char *const *meta_keys, const char *const *meta_vals,

@@ -1,6 +1,6 @@
 // safetensors reader/writer (F32 only). The file is untrusted input: every size and offset is
 // range-checked before it is used, so a corrupt or hostile file yields one error line, never a crash.
-#include "safetensors.h"
+#include "engine/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

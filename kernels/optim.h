@@ -3,7 +3,7 @@
 #define AVT_OPTIM_H
 
 #include <math.h>
-#include "philox.h" // AVT_HD
+#include "base/philox.h" // AVT_HD
 
 typedef struct {
     // Doubles, as torch's are Python floats: (1 - beta) is formed in double and rounded to float once (1 - 0.999f

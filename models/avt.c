@@ -1,5 +1,5 @@
 // CrossAttentionAVTransformer: the equations of shared/docs/model-spec.md §2, one function per box of the paper.
-#include "avt.h"
+#include "models/avt.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -3,8 +3,8 @@
 #ifndef AVT_MODEL_H
 #define AVT_MODEL_H
 
-#include "../engine/graph.h"
-#include "../engine/param.h"
+#include "engine/graph.h"
+#include "engine/param.h"
 
 typedef struct {
     int d_a, d_v;   // input widths: 512 (TRILL), 17 (OpenFace AU intensities)

@@ -3,7 +3,7 @@
 # (Debian's facedetect examples) and real speech (pocketsphinx-testdata, 16 kHz mono), muxed like CREMA-D and
 # VoxCeleb2 clips (data-notes §8.1), plus damaged variants for the error paths.
 #
-#   tests/fixtures.sh OUT            the fixtures under OUT (tests/test_media.c runs this once per suite)
+#   tests/fixtures.sh OUT            the fixtures under OUT (tests/data/media/test_media.c runs this once per suite)
 #   tests/fixtures.sh --fuzz-seeds OUT   tiny clips as a libFuzzer seed corpus (make fuzz-media)
 #
 # OUT/1001_DFA_ANG_XX.flv   CREMA-D-like: flv1 480x360 30 fps (slow zoom, so frames differ) + mp3 44.1 kHz

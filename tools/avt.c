@@ -1,7 +1,7 @@
 // avt: the command-line front end. One file per subcommand (cmd_*.c).
 #include <stdio.h>
 #include <string.h>
-#include "cli.h"
+#include "tools/cli.h"
 
 static const char *USAGE =
     "avt: the audio-visual Transformer of Tran & Soleymani (ICASSP 2022) in C\n"

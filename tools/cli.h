@@ -3,7 +3,7 @@
 #define AVT_CLI_H
 
 #include <stdint.h>
-#include "../models/avt.h"
+#include "models/avt.h"
 
 int cmd_info(int argc, char **argv);
 int cmd_init(int argc, char **argv);

@@ -3,9 +3,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../data/features.h"
-#include "../data/store.h"
-#include "cli.h"
+#include "data/corpus/features.h"
+#include "data/corpus/store.h"
+#include "tools/cli.h"
 
 static const char *HELP =
     "usage: avt embed --weights W.safetensors --audio A --video V --out O.npy [--sequence]\n"

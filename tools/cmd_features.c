@@ -1,17 +1,17 @@
 // avt features: the model's inputs computed from one media file, for inspection.
 #include <stdlib.h>
 #include <string.h>
-#include "../data/av_features.h"
-#include "../data/face.h"
-#include "../data/fbank.h"
-#include "cli.h"
+#include "data/media/av_features.h"
+#include "data/media/face.h"
+#include "data/media/fbank.h"
+#include "tools/cli.h"
 
 static const char *HELP =
     "usage: avt features MEDIA [--out PREFIX] [--plot OUT.png] [--cascade XML] [--threads N]\n"
     "\n"
     "Decodes any audio-visual file FFmpeg reads and prints what the model would get from it: 5 steps per second,\n"
     "audio = statistics of a Kaldi log-mel filterbank over each 200 ms step (512 values: mean, standard deviation,\n"
-    "min and max of 128 mel bins), video = a 17-value descriptor of the tracked, cropped face (data/face.h;\n"
+    "min and max of 128 mel bins), video = a 17-value descriptor of the tracked, cropped face (data/media/face.h;\n"
     "all zeros where no face was found).\n"
     "\n"
     "  --out PREFIX        write PREFIX.audio.npy (S, 512) and PREFIX.video.npy (S, 17), float32\n"

@@ -1,7 +1,7 @@
 // avt info: configuration, parameter count and the tensor table of a checkpoint or a named config.
 #include <stdio.h>
 #include <string.h>
-#include "cli.h"
+#include "tools/cli.h"
 
 static const char *HELP =
     "usage: avt info WEIGHTS.safetensors\n"

@@ -1,6 +1,6 @@
 // avt init: a freshly initialised model (spec §2.9) written as a safetensors checkpoint.
 #include <stdio.h>
-#include "cli.h"
+#include "tools/cli.h"
 
 static const char *HELP =
     "usage: avt init --out WEIGHTS.safetensors [--config NAME] [overrides] [--seed S] [--head N]\n"

@@ -1,5 +1,5 @@
 // avt prepare: the paper's pretraining metadata (feature-file pairs), or a dataset's media tree, -> a sharded corpus
-// store (data/store.h).
+// store (data/corpus/store.h).
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -10,12 +10,12 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#include "../data/av_features.h"
-#include "../data/face.h"
-#include "../data/fbank.h"
-#include "../data/features.h"
-#include "../data/store.h"
-#include "cli.h"
+#include "data/media/av_features.h"
+#include "data/media/face.h"
+#include "data/media/fbank.h"
+#include "data/corpus/features.h"
+#include "data/corpus/store.h"
+#include "tools/cli.h"
 
 static const char *HELP =
     "usage: avt prepare --from-csv METADATA.csv --out DIR [--dtype f16|f32] [--shard-size N] [--threads N]\n"

@@ -1,6 +1,6 @@
 // avt pretrain: masked-frame pretraining on a corpus store (model-spec §3), on one process or data parallel over
 // MPI ranks. A step: the loader's masked batch -> avt_pretrain_loss -> backward -> (sum over ranks) -> BertAdam.
-// With several ranks avt_die ends the whole job (engine/dist.c installs the hook), so errors here just die.
+// With several ranks avt_die ends the whole job (train/dist.c installs the hook), so errors here just die.
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -9,13 +9,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "../data/loader.h"
-#include "../data/store.h"
-#include "../engine/checkpoint.h"
-#include "../engine/dist.h"
-#include "../engine/grad_sync.h"
-#include "../engine/optim.h"
-#include "cli.h"
+#include "data/corpus/loader.h"
+#include "data/corpus/store.h"
+#include "train/checkpoint.h"
+#include "train/dist.h"
+#include "train/grad_sync.h"
+#include "train/optim.h"
+#include "tools/cli.h"
 
 static const char *HELP =
     "usage: avt pretrain --data SHARDS/ --out runs/NAME [--config base|large|tiny|FILE.json] [options]\n"

@@ -7,7 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # libopenblas-openmp-dev: our GEMMs share the OpenMP thread pool; libopenblas0-pthread: the BLAS that Debian's
 # python3-torch gets through libblas.so.3, so the benchmark compares against PyTorch on OpenBLAS.
-# openmpi-bin, libopenmpi-dev: data-parallel runs (engine/dist.c) and the multi-process tests (tests/test_dist.c).
+# openmpi-bin, libopenmpi-dev: data-parallel runs (train/dist.c) and the multi-process tests (tests/train/test_dist.c).
 # gnuplot-nox: the loss curve (loss.png) of avt pretrain.
 # FFmpeg's libraries (+ the ffmpeg program for test fixtures and the decode benchmark), pkg-config: the media front
 # end. Real media for the tests: pocketsphinx-testdata (speech), facedetect's and python3-skimage's face photos;

@@ -21,8 +21,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "tests/emu/cuda_buf.h"
-#include "tests/emu/cuda_tol.h"
+#include "kernels/cuda/cuda_buf.h"
+#include "kernels/cuda/cuda_tol.h"
 extern "C" {
 #include "kernels/cpu/kernels.h"
 }
@@ -71,7 +71,7 @@ static inline BenchMode bench_start(const char *family) {
 // where the CPU has NaN. Prints one line; exits 1 on a mismatch.
 static inline void bench_check(const char *op, const char *what, const Dev &got_dev, const Vec &ref) {
     const CudaTol *tol = cuda_tol(op);
-    if (!tol) avt_fatal("no CUDA_TOL row for %s (tests/emu/cuda_tol.h)", op);
+    if (!tol) avt_fatal("no CUDA_TOL row for %s (kernels/cuda/cuda_tol.h)", op);
     const Vec got = got_dev.get();
     if (got.size() != ref.size()) avt_fatal("%s (%s): %zu values, CPU %zu", op, what, got.size(), ref.size());
     double err = 0.0, mag = 0.0;

@@ -8,7 +8,7 @@
 BK_DIR      := $(BUILD)/bench_kernels
 BK_NAMES    := layernorm attention linear elementwise optim
 BK_OLD      := attention_v1
-BK_HDRS     := benchmarks/kernels/bench_common.cuh tests/emu/cuda_tol.h tests/emu/cuda_buf.h
+BK_HDRS     := benchmarks/kernels/bench_common.cuh kernels/cuda/cuda_tol.h kernels/cuda/cuda_buf.h
 BK_OPENMP   := $(filter -fopenmp,$(CFLAGS))
 
 .PHONY: bench-kernels bench-kernels-emu
@@ -38,8 +38,8 @@ BK_DEPS     := $(BK_OLD:%=$(BK_DIR)/cuda/%.o) $(patsubst %.cu,$(BUILD)/cuda/%.o,
 # nvcc takes host linker options through -Xlinker, host compiler ones through -Xcompiler.
 BK_NVCC_LIBS := $(subst -Wl$(comma),-Xlinker ,$(LDFLAGS) $(LDLIBS)) $(BK_OPENMP:%=-Xcompiler %) $(NVCC_LIBS) -lcublas
 
-$(BK_DIR)/cuda/%.o: benchmarks/kernels/%.cu $(BK_HDRS) $(wildcard kernels/cuda/*.cuh) kernels/philox.h \
-                    kernels/optim.h engine/common.h kernels/cpu/kernels.h
+$(BK_DIR)/cuda/%.o: benchmarks/kernels/%.cu $(BK_HDRS) $(wildcard kernels/cuda/*.cuh) base/philox.h \
+                    kernels/optim.h base/common.h kernels/cpu/kernels.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_ALL) -c $< -o $@
 

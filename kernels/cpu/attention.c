@@ -10,7 +10,7 @@
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
 #endif
 
-#include "kernels.h"
+#include "kernels/cpu/kernels.h"
 
 #include <math.h>
 #include <string.h>

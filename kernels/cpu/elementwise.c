@@ -4,7 +4,7 @@
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
 #endif
 
-#include "kernels.h"
+#include "kernels/cpu/kernels.h"
 
 #include <string.h>
 #ifdef __AVX2__

@@ -4,12 +4,12 @@
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
 #endif
 
-#include "kernels.h"
+#include "kernels/cpu/kernels.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "../../engine/common.h"
+#include "base/common.h"
 
 void sinusoid_table(float *pe, int Tmax, int C) {
     // pe (Tmax + 1, C); row p is position p, row 0 (padding) all zeros

@@ -5,15 +5,15 @@
 // - Arguments: outputs, inputs, parameters, dimensions. Row-major, batch-first: an activation is (B, T, C);
 //   N = B*T rows where the batch structure does not matter.
 // - Every backward ACCUMULATES (+=) into its gradient outputs; a NULL gradient pointer means "not needed".
-// - Dropout masks are never stored: forward and backward redraw them from the DropoutKey (kernels/philox.h).
+// - Dropout masks are never stored: forward and backward redraw them from the DropoutKey (base/philox.h).
 // - Kernels allocate nothing: scratch comes from the caller's arena as `ws`, sized by the matching *_ws_floats.
 //   Threaded kernels that need per-thread scratch take the thread count the workspace was sized for.
 #ifndef AVT_KERNELS_CPU_H
 #define AVT_KERNELS_CPU_H
 
 #include <stddef.h>
-#include "../philox.h"
-#include "../optim.h"
+#include "base/philox.h"
+#include "kernels/optim.h"
 
 // Threads a kernel may use now (OpenMP's current limit; 1 without OpenMP).
 int kernel_threads(void);

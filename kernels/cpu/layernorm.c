@@ -4,12 +4,12 @@
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
 #endif
 
-#include "kernels.h"
+#include "kernels/cpu/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#include "../../engine/common.h"
+#include "base/common.h"
 
 #define LN_EPS 1e-5f
 // dweight/dbias are reduced over fixed row blocks, then the blocks are summed in order, so the result is

@@ -4,13 +4,13 @@
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
 #endif
 
-#include "kernels.h"
+#include "kernels/cpu/kernels.h"
 
 #include <cblas.h>
 #include <limits.h>
 #include <string.h>
 
-#include "../../engine/common.h"
+#include "base/common.h"
 
 // cblas takes int dimensions; a larger tensor would silently wrap.
 static int blas_dim(size_t n, const char *what) {

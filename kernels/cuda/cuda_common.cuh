@@ -23,7 +23,7 @@
 #endif
 
 extern "C" {
-#include "engine/common.h"
+#include "base/common.h"
 }
 
 // Checked runtime call: on failure "avt: FILE:LINE: EXPR: <error>" and exit(1).

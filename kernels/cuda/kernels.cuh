@@ -6,7 +6,7 @@
 #define AVT_KERNELS_CUDA_CUH
 
 #include "kernels/cuda/cuda_common.cuh"
-#include "kernels/philox.h"
+#include "base/philox.h"
 #include "kernels/optim.h"
 
 extern "C" {

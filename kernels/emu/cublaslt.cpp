@@ -11,7 +11,7 @@
 #include <initializer_list>
 
 extern "C" {
-#include "engine/common.h"
+#include "base/common.h"
 }
 
 #define LT_MAGIC 0x4c54454du  // marks live objects and the heuristic's algo ("LTEM")

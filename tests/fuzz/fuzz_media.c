@@ -1,4 +1,4 @@
-// libFuzzer harness for data/media.c: any byte string, written to a file (FFmpeg probes and demuxes it as a file,
+// libFuzzer harness for data/media/media.c: any byte string, written to a file (FFmpeg probes and demuxes it as a file,
 // the way media_decode meets real clips), must give rc 0 with sane outputs or rc -1 with an error naming the file
 // and empty outputs: never a crash, leak, hang past the wall-clock limit or undefined behaviour (ASan/UBSan
 // watch our code; FFmpeg's own libraries are not instrumented).
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data/media.h"
+#include "data/media/media.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,4 +1,4 @@
-// The collectives of engine/dist.c across real processes, run by tests/test_dist.c under mpirun (or alone: rank 0
+// The collectives of train/dist.c across real processes, run by tests/train/test_dist.c under mpirun (or alone: rank 0
 // of 1). `dist_check sum` checks every collective and prints "dist_check: ok (world W)" on rank 0; the other modes
 // make rank 1 fail in one way while rank 0 waits in a collective, to show the job ends instead of hanging:
 //   abort  rank 1 calls dist_abort          die   rank 1 calls avt_die (the die hook)
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "engine/dist.h"
+#include "train/dist.h"
 
 // Rank r's element i: a float from a hash, with magnitudes over 16 binades so that sums round.
 static float value(int r, size_t i) {

@@ -1,4 +1,4 @@
-"""Reference for tests/test_face.c: converts images to 8-bit grayscale PGM and runs OpenCV's cascade detector.
+"""Reference for tests/data/media/test_face.c: converts images to 8-bit grayscale PGM and runs OpenCV's cascade detector.
 
 usage: face_ref.py OUTDIR CASCADE_XML IMAGE...
   writes OUTDIR/img<i>.pgm (cv2.COLOR_BGR2GRAY), OUTDIR/boxes<i>.txt: one "x y w h" line per box of

@@ -1,4 +1,4 @@
-"""Reference log-mel filterbanks for tests/test_fbank.c, straight from torchaudio's Kaldi compliance module.
+"""Reference log-mel filterbanks for tests/data/media/test_fbank.c, straight from torchaudio's Kaldi compliance module.
 
   fbank_ref.py fbank MELS DIR WAV...   torchaudio.compliance.kaldi.fbank of the i-th WAV -> float32 (T, MELS):
                                        DIR/fbank<i>.npy computed in float32 (torchaudio's usual path),
@@ -6,8 +6,8 @@
   fbank_ref.py banks DIR MELS...       the mel matrix get_mel_banks(MELS, 512, ...) computed in float64
                                        -> DIR/banks<MELS>.npy float32 (MELS, 256) (float32 math is ~1e-5 off)
 
-The waveform comes from torchaudio.load, i.e. int16 / 32768 in [-1, 1], the scale data/fbank.c takes. torchaudio
-asserts on waveforms shorter than one 400-sample frame (data/fbank.c returns 0 frames there).
+The waveform comes from torchaudio.load, i.e. int16 / 32768 in [-1, 1], the scale data/media/fbank.c takes. torchaudio
+asserts on waveforms shorter than one 400-sample frame (data/media/fbank.c returns 0 frames there).
 """
 import os
 import sys

@@ -1,6 +1,6 @@
-"""Python twin of data/masking.c: dynamic span masking of one sample (model-spec §3.2), written from the spec.
+"""Python twin of data/corpus/masking.c: dynamic span masking of one sample (model-spec §3.2), written from the spec.
 
-Draws (same keys as data/masking.h, Philox from tests/reference/philox.py):
+Draws (same keys as data/corpus/masking.h, Philox from tests/reference/philox.py):
     site = 0x4D000000 | kind     step = epoch     index = utt << 32 | j
     START  (0)  j = span       start = below(len)             len = min(length, T)
     ITEM   (1)  j = 0          other = below(n_items - 1), shifted past the sample's own position

@@ -1,6 +1,6 @@
-"""Philox4x32-10 in numpy, bit-exact with kernels/philox.h, and the dropout multiplier built on it.
+"""Philox4x32-10 in numpy, bit-exact with base/philox.h, and the dropout multiplier built on it.
 
-Dropout contract (same as kernels/philox.h):
+Dropout contract (same as base/philox.h):
     key     = (seed & 0xffffffff, seed >> 32)
     counter = (i >> 2 & 0xffffffff, i >> 34, site, step)      i = C-order flat index in the canonical layout
     word    = philox4x32_10(counter, key)[i & 3]
