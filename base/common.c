@@ -57,23 +57,28 @@ void *calloc_check_at(size_t n, size_t bytes, const char *file, int line) {
     return p;
 }
 
-FILE *fopen_check_at(const char *path, const char *mode, const char *file, int line) {
+static const char *mode_name(const char *mode) {
+    return mode[0] == 'r' ? (strchr(mode, '+') ? "for reading and writing" : "for reading")
+                          : mode[0] == 'a' ? "for appending" : "for writing";
+}
+
+FILE *fopen_check(const char *path, const char *mode) {
     FILE *f = fopen(path, mode);
-    if (!f) avt_fatal_at(file, line, "cannot open %s (mode %s): %s", path, mode, strerror(errno));
+    if (!f) avt_die("%s: cannot open %s: %s", path, mode_name(mode), strerror(errno));
     return f;
 }
 
-void fread_check_at(void *ptr, size_t size, size_t n, FILE *f, const char *path, const char *file, int line) {
+void fread_check(void *ptr, size_t size, size_t n, FILE *f, const char *path) {
     if (fread(ptr, size, n, f) != n)
-        avt_fatal_at(file, line, "%s: short read (%s)", path, feof(f) ? "end of file" : strerror(errno));
+        avt_die("%s: short read (%s)", path, feof(f) ? "end of file" : strerror(errno));
 }
 
-void fwrite_check_at(const void *ptr, size_t size, size_t n, FILE *f, const char *path, const char *file, int line) {
-    if (fwrite(ptr, size, n, f) != n) avt_fatal_at(file, line, "%s: write failed: %s", path, strerror(errno));
+void fwrite_check(const void *ptr, size_t size, size_t n, FILE *f, const char *path) {
+    if (fwrite(ptr, size, n, f) != n) avt_die("%s: write failed: %s", path, strerror(errno));
 }
 
-void fclose_check_at(FILE *f, const char *path, const char *file, int line) {
-    if (fclose(f) != 0) avt_fatal_at(file, line, "%s: close failed: %s", path, strerror(errno));
+void fclose_check(FILE *f, const char *path) {
+    if (fclose(f) != 0) avt_die("%s: close failed: %s", path, strerror(errno));
 }
 
 int avt_err_set(AvtErr *err, const char *fmt, ...) {

@@ -1,5 +1,6 @@
 // Checked wrappers and error reporting shared by every layer of avt.
-// Every fallible call goes through one of these so a failure names file and line.
+// Every fallible call goes through one of these, so a failure is one line: a user's problem names the user's file,
+// an internal one names our source file and line.
 #ifndef AVT_COMMON_H
 #define AVT_COMMON_H
 
@@ -29,19 +30,17 @@ void avt_set_die_hook(AvtDieHook hook);
 // 0 outside a launcher: picks the process's GPU (engine/backend_cuda.cu) before any collective exists.
 int avt_local_rank(void);
 
+// Out of memory is internal (file and line); the file calls are about a user's file: they name it and the
+// problem ("runs/x/log.csv: cannot open for writing: Permission denied"), not our source.
 void *malloc_check_at(size_t bytes, const char *file, int line);
 void *calloc_check_at(size_t n, size_t bytes, const char *file, int line);
-FILE *fopen_check_at(const char *path, const char *mode, const char *file, int line);
-void fread_check_at(void *ptr, size_t size, size_t n, FILE *f, const char *path, const char *file, int line);
-void fwrite_check_at(const void *ptr, size_t size, size_t n, FILE *f, const char *path, const char *file, int line);
-void fclose_check_at(FILE *f, const char *path, const char *file, int line);
+FILE *fopen_check(const char *path, const char *mode);
+void fread_check(void *ptr, size_t size, size_t n, FILE *f, const char *path);
+void fwrite_check(const void *ptr, size_t size, size_t n, FILE *f, const char *path);
+void fclose_check(FILE *f, const char *path);
 
 #define malloc_check(bytes) malloc_check_at((bytes), __FILE__, __LINE__)
 #define calloc_check(n, bytes) calloc_check_at((n), (bytes), __FILE__, __LINE__)
-#define fopen_check(path, mode) fopen_check_at((path), (mode), __FILE__, __LINE__)
-#define fread_check(ptr, size, n, f, path) fread_check_at((ptr), (size), (n), (f), (path), __FILE__, __LINE__)
-#define fwrite_check(ptr, size, n, f, path) fwrite_check_at((ptr), (size), (n), (f), (path), __FILE__, __LINE__)
-#define fclose_check(f, path) fclose_check_at((f), (path), __FILE__, __LINE__)
 #define free_null(p) do { free(p); (p) = NULL; } while (0)
 
 // Recoverable errors (file readers): functions return 0 on success, -1 on failure and

@@ -5,9 +5,11 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tool_util import need_modules  # noqa: E402
+
+need_modules("numpy")
+import numpy as np  # noqa: E402
 from tool_util import OPENFACE_HEADER, OPENFACE_OTHER, write_openface_csv  # noqa: E402
 
 

@@ -7,6 +7,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tool_util import need_modules  # noqa: E402
+
+need_modules("numpy", "torch")
 import st_io  # noqa: E402  (found through the script's own directory)
 from tool_util import BadInput, Parser, one_line, run  # noqa: E402
 

@@ -1,6 +1,28 @@
-"""Shared pieces of avt's Python tools: one-line errors and exit code 1 for every bad input."""
+"""Shared pieces of avt's Python tools: one-line errors and exit code 1 for every bad input, and the interpreter
+that has Debian's Python packages."""
 import argparse
+import importlib.util
+import os
 import sys
+
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+def need_modules(*names):
+    """Make sure the modules (numpy, torch) can be imported. They come from Debian's packages (python3-numpy,
+    python3-torch), which only Debian's interpreter sees; another python3 first on PATH (pyenv, conda, a venv)
+    usually lacks them. Then the script runs itself again under /usr/bin/python3, or says what to install."""
+    missing = [n for n in names if importlib.util.find_spec(n) is None]
+    if not missing:
+        return
+    if os.access(DEBIAN_PYTHON, os.X_OK) and not os.environ.get("AVT_PYTHON_RERUN"):
+        os.environ["AVT_PYTHON_RERUN"] = "1"  # once: if Debian's interpreter lacks them too, say so below
+        os.execv(DEBIAN_PYTHON, [DEBIAN_PYTHON, os.path.abspath(sys.argv[0])] + sys.argv[1:])
+    packages = " ".join("python3-" + n for n in missing)
+    sys.stderr.write(f"{os.path.basename(sys.argv[0])}: needs the Python module(s) {', '.join(missing)}: "
+                     f"apt-get install {packages}, then run it with {DEBIAN_PYTHON} "
+                     f"(this is {sys.executable})\n")
+    sys.exit(1)
 
 
 class BadInput(Exception):
