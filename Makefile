@@ -1,7 +1,8 @@
 # avt build. `make` builds the avt tool (the CPU engine, plus the cuda backend when nvcc is found: see the CUDA
 # section); `make test` builds and runs the Criterion suite (the PyTorch reference twin writes the golden files
 # first); `make demo` runs the main job on a small generated media corpus; `make bench` runs the CPU benchmarks.
-# Probes are real compile/link tests; each prints what it found.
+# Knobs: ARCH=native|portable (the target CPU, below), WERROR=1 (warnings as errors, as CI builds), BUILD=DIR,
+# CFLAGS / OPT (optimisation and debugging only). Probes are real compile/link tests; each prints what it found.
 
 # Build on every core.
 MAKEFLAGS += -j$(shell nproc)
@@ -196,7 +197,7 @@ endif
 comma := ,
 EMU_CXXFLAGS ?= $(OPT) -g
 # -ffp-contract=off: no FMA contraction, like the C build of the CPU twins (g++'s C++ default would fuse a*b+c).
-EMU_CXXFLAGS += -std=c++17 -D_GNU_SOURCE -DAVT_EMU -Wall -Wextra -Wshadow $(WERROR_CXX) -Wno-unknown-pragmas \
+override EMU_CXXFLAGS += -std=c++17 -D_GNU_SOURCE -DAVT_EMU -Wall -Wextra -Wshadow $(WERROR_CXX) -Wno-unknown-pragmas \
                 -ffp-contract=off -fstack-clash-protection -I. $(ARCH_FLAGS)
 EMU_HDRS      := $(wildcard kernels/emu/*.h kernels/cuda/*.cuh kernels/cuda/*.h tests/cuda/*.h) $(HDRS)
 CUDA_SRC      := $(wildcard kernels/cuda/*.cu engine/*.cu train/*.cu)   # the backend, its kernels, NCCL
