@@ -1,10 +1,9 @@
-// One pretraining step (forward of the masked-reconstruction objective + backward, dropout on, no optimizer)
-// of the avt engine on --device cpu|cuda, timed over --steps steps after one warm-up step. Prints
-// `avt_step_ms MEDIAN MEAN`.
+// The gradient of one pretraining step (the trainer's trainer_grad: forward of the masked-reconstruction objective +
+// backward, dropout on, no optimizer, like benchmarks/bench_torch.py) of the avt engine on --device cpu|cuda,
+// timed over --steps steps after one warm-up step. Prints `avt_step_ms MEDIAN MEAN`.
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include "models/avt.h"
+#include "train/trainer.h"
 #include "tools/cli.h"
 
 static int cmp_double(const void *a, const void *b) {
@@ -43,30 +42,20 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < nv; i++) tv[i] = xv[i] = 5.0f * philox_uniform(9, 2, 0, i);
     for (size_t i = 0; i < (size_t)B * T; i++) mask[i] = philox_uniform(9, 3, 0, i) < 0.15f;
 
-    Graph g;
-    graph_init(&g, 4096, be);
-    g.training = 1;
-    g.seed = 1234;
-    int sa[3] = {B, T, cfg.d_a}, sv[3] = {B, T, cfg.d_v};
-    Tensor *out_a, *out_v;
-    graph_plan_begin(&g);
-    graph_backward(&g, avt_pretrain_loss(&g, &m, graph_input(&g, NULL, 3, sa), graph_input(&g, NULL, 3, sv), ta, tv,
-                                         mask, &out_a, &out_v));
-    graph_plan_end(&g);
+    Dist d = {.rank = 0, .world = 1};
+    TrainerConfig tc = {.rows = B, .seq = T, .seed = 1234, .h = BERTADAM_SPEC, .lr = 1e-4f, .warmup = 0.1,
+                        .t_total = 1, .bucket_bytes = 4 << 20};
+    Trainer t;
+    trainer_open(&t, &tc, &OBJECTIVE_MASKED_L1, &m, &d);
     fprintf(stderr, "avt (%s): B %d, T %d, d %d, L %d; arenas: activations %.0f MB, activation gradients %.0f MB\n",
-            be->name, B, T, cfg.d, cfg.L, g.act.cap / 1e6, g.agrad.cap / 1e6);
+            be->name, B, T, cfg.d, cfg.L, t.g.act.cap / 1e6, t.g.agrad.cap / 1e6);
+    const TrainBatch batch = {B, T, xa, xv, ta, tv, mask};
 
     double *ms = malloc_check((size_t)steps * sizeof(double)), sum = 0.0;
-    float loss = 0.0f;
     for (int s = -1; s < steps; s++) { // s = -1 warms up
         double t0 = cli_now();
-        graph_reset(&g);
-        g.step = (uint32_t)(s + 1);
-        Tensor *l = avt_pretrain_loss(&g, &m, graph_input(&g, xa, 3, sa), graph_input(&g, xv, 3, sv), ta, tv, mask,
-                                      &out_a, &out_v);
-        params_zero_grad(&m.params);
-        graph_backward(&g, l);
-        loss = tensor_item(&g, l); // waits for the step on an asynchronous backend
+        float loss = trainer_grad(&t, &batch);
+        be->sync(); // the backward may still run on an asynchronous backend
         if (s == -1) ops_profile(profile); // profile the timed steps only
         if (s >= 0) {
             ms[s] = 1e3 * (cli_now() - t0);
@@ -83,7 +72,7 @@ int main(int argc, char **argv) {
     free(ta);
     free(tv);
     free(mask);
-    graph_free(&g);
+    trainer_close(&t);
     avt_free(&m);
     return 0;
 }

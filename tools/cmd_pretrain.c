@@ -1,20 +1,14 @@
 // avt pretrain: masked-frame pretraining on a corpus store (model-spec §3), on one process or data parallel over
-// MPI ranks. A step: the loader's masked batch -> avt_pretrain_loss -> backward -> (sum over ranks) -> BertAdam.
+// MPI ranks. The trainer (train/trainer.h) owns the step and the cadence; this file has the flags, the run's saved
+// settings, the wiring of the corpus loader to the trainer, the progress lines, log.csv and the plot.
 // With several ranks avt_die ends the whole job (train/dist.c installs the hook), so errors here just die.
-#include <errno.h>
-#include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include "data/corpus/loader.h"
+#include "data/corpus/split.h"
 #include "data/corpus/store.h"
-#include "train/checkpoint.h"
-#include "train/dist.h"
-#include "train/grad_sync.h"
-#include "train/optim.h"
+#include "train/trainer.h"
 #include "tools/cli.h"
 
 static const char *HELP =
@@ -42,8 +36,9 @@ static const char *HELP =
     "  --clip-tensor X     BertAdam's per-tensor gradient-norm clip (default 1.0)\n"
     "  --eps X             BertAdam's epsilon, added to sqrt(v) (default 1e-6)\n"
     "  --beta1 X, --beta2 X  moment decay rates (default 0.9, 0.999)\n"
-    "  --val X             fraction of the speakers held out for validation (default 0.05)\n"
-    "  --val-every N       validation loss (and a checkpoint) every N steps (default 1000; also at step 0)\n"
+    "  --val X             fraction of the utterances held out for validation (default 0.05), by whole speakers\n"
+    "                      (at least one); a corpus of one speaker holds out utterances; 0: no validation\n"
+    "  --val-every N       checkpoint and validation loss every N steps (default 1000; the loss also at step 0)\n"
     "  --keep K            checkpoints kept (default 3)\n"
     "  --max-steps N       stop after N updates in this invocation (the schedule still spans all epochs)\n"
     "  --log-every N       progress lines every N steps when stderr is not a terminal (default 10)\n"
@@ -113,67 +108,44 @@ static void settings_load(RunSettings *s, LoaderState *next, const char *ckpt) {
     st_close(&st);
 }
 
-// ---- the corpus store as the loader's utterance source ----
+// ---- the corpus as the trainer's batches ----
 static int src_len(void *ctx, size_t i) { return store_len(ctx, i); }
 static int src_read(void *ctx, size_t i, int t0, int n, float *audio, float *video, AvtErr *err) {
     return store_read(ctx, i, t0, n, audio, video, err);
 }
 
-// ---- one rank's graphs ----
+// A loader handing out TrainBatches. Training opens it once; a validation pass opens it over the held-out items
+// (unshuffled, the masks of epoch 0: the same batches every time) on the ranks below `world`.
 typedef struct {
-    Graph g;
-    int B, T;
-    AvtModel *m;
-} Step;
-
-static Tensor *step_loss(Step *s, const LoaderBatch *b) {
-    const AvtConfig *c = &s->m->cfg;
-    int sa[3] = {s->B, s->T, c->d_a}, sv[3] = {s->B, s->T, c->d_v};
-    Tensor *out_a, *out_v;
-    return avt_pretrain_loss(&s->g, s->m, graph_input(&s->g, b ? b->x_a : NULL, 3, sa),
-                             graph_input(&s->g, b ? b->x_v : NULL, 3, sv), b ? b->target_a : NULL,
-                             b ? b->target_v : NULL, b ? b->mask : NULL, &out_a, &out_v);
-}
-
-static void step_open(Step *s, AvtModel *m, const Backend *be, int B, int T, int training, uint64_t seed) {
-    memset(s, 0, sizeof *s);
-    s->m = m, s->B = B, s->T = T;
-    graph_init(&s->g, 4096, be);
-    s->g.training = training;
-    s->g.no_grad = !training;
-    s->g.seed = seed;
-    graph_plan_begin(&s->g);
-    Tensor *loss = step_loss(s, NULL);
-    if (training) graph_backward(&s->g, loss);
-    graph_plan_end(&s->g);
-}
-
-static double masked_steps(const LoaderBatch *b) {
-    double n = 0.0;
-    for (size_t i = 0; i < (size_t)b->B * b->T; i++) n += b->mask[i] != 0.0f;
-    return n;
-}
-
-// Mean validation loss over the whole validation split, with the masks of epoch 0 (the same every time).
-static double validate(Dist *d, Step *val, UttSource src, const size_t *items, size_t n_items, int global_batch,
-                       uint64_t seed) {
     Loader L;
-    AvtErr err;
-    LoaderState st = {seed, 0, 0};
-    if (loader_open(&L, src, items, n_items, global_batch, d->rank, d->world, val->T, 0, st, &err)) avt_die("%s", err.msg);
-    double sum[2] = {0.0, 0.0}; // loss x masked steps, masked steps
-    for (uint64_t i = 0; i < loader_batches_per_epoch(&L); i++) {
-        const LoaderBatch *b;
-        if (loader_next(&L, &b, &err)) avt_die("%s", err.msg);
-        graph_reset(&val->g);
-        float l = tensor_item(&val->g, step_loss(val, b));
-        double n = masked_steps(b);
-        sum[0] += (double)l * n;
-        sum[1] += n;
-    }
-    loader_close(&L);
-    dist_allreduce_sum_double(d, sum, 2);
-    return sum[1] > 0 ? sum[0] / sum[1] : 0.0;
+    const LoaderBatch *last; // the batch handed out last
+    UttSource src;           // validation passes: items, batches of global_batch over `world` ranks, T steps
+    const size_t *items;
+    size_t n_items;
+    int global_batch, rank, world, T;
+    uint64_t seed;
+} Feed;
+
+static int feed_next(void *ctx, TrainBatch *b, AvtErr *err) {
+    Feed *f = ctx;
+    if (loader_next(&f->L, &f->last, err)) return -1;
+    const LoaderBatch *l = f->last;
+    *b = (TrainBatch){l->B, l->T, l->x_a, l->x_v, l->target_a, l->target_v, l->mask};
+    return 0;
+}
+
+static long feed_begin(void *ctx, AvtErr *err) {
+    Feed *f = ctx;
+    if (f->rank >= f->world) return 0;
+    LoaderState start = {f->seed, 0, 0};
+    if (loader_open(&f->L, f->src, f->items, f->n_items, f->global_batch, f->rank, f->world, f->T, 0, start, err))
+        return -1;
+    return (long)loader_batches_per_epoch(&f->L);
+}
+
+static void feed_end(void *ctx) {
+    Feed *f = ctx;
+    if (f->rank < f->world) loader_close(&f->L);
 }
 
 // ---- run folder: log.csv and loss.png ----
@@ -196,27 +168,70 @@ static void plot(const char *out) {
     if (system(cmd) != 0 && !warned++) fprintf(stderr, "avt: gnuplot failed: no loss.png\n");
 }
 
-static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void save(Dist *d, const char *out, long step, const AvtModel *m, const Optimizer *o, const RunSettings *s,
-                 LoaderState next, int keep) {
-    dist_barrier(d); // every rank has finished the step being saved
-    if (d->rank == 0) {
-        CkptMeta meta = {0};
-        settings_save(&meta, s, next);
-        AvtErr err;
-        if (ckpt_save(out, step, m, o, &meta, keep, &err)) avt_die("%s", err.msg);
-    }
-    dist_barrier(d);
-}
-
 static void fmt_eta(char *buf, size_t len, double s) {
     long t = (long)(s + 0.5);
     snprintf(buf, len, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+}
+
+// ---- the trainer's hooks: checkpoint settings, progress lines and the log (rank 0 writes) ----
+typedef struct {
+    const RunSettings *s;
+    const Feed *train;
+    const char *out;
+    FILE *log;     // rank 0's log.csv; NULL on the other ranks
+    int log_every;
+    int tty;       // stderr is a terminal: the progress line is redrawn in place
+    int line_open; // a progress line without its newline is on the terminal
+    double t_start;
+} Run;
+
+static void run_meta(void *ctx, CkptMeta *meta) {
+    Run *r = ctx;
+    settings_save(meta, r->s, loader_state(&r->train->L));
+}
+
+static void run_step(void *ctx, const Trainer *t, const TrainStats *st) {
+    Run *r = ctx;
+    if (!r->log) return;
+    const uint32_t epoch = r->train->last->state.epoch;
+    fprintf(r->log, "%ld,%u,%.6f,%.4e,%.4f,%.1f,\n", st->step, epoch, st->loss, st->lr, st->grad_norm, st->ms);
+    if (!r->tty && t->done % r->log_every != 0 && st->step != t->o.t_total) return;
+    double per = (cli_now() - r->t_start) / (double)t->done;
+    char eta[32];
+    fmt_eta(eta, sizeof eta, per * (double)(t->o.t_total - st->step));
+    fprintf(stderr, "%sstep %ld/%ld  epoch %u  loss %.4f  lr %.2e  |g| %.3f  %.0f ms/step  %.1f utt/s  ETA %s%s",
+            r->tty ? "\r" : "", st->step, t->o.t_total, epoch + 1, st->loss, st->lr, st->grad_norm, st->ms,
+            (double)r->s->batch / per, eta, r->tty ? "   " : "\n");
+    r->line_open = r->tty;
+}
+
+static void run_validated(void *ctx, const Trainer *t, double loss) {
+    Run *r = ctx;
+    if (!r->log) return;
+    fprintf(r->log, "%ld,%u,,,,,%.6f\n", t->o.step, loader_state(&r->train->L).epoch, loss);
+    fflush(r->log);
+    fprintf(stderr, "%sstep %ld: validation loss %.4f\n", r->line_open ? "\n" : "", t->o.step, loss);
+    r->line_open = 0;
+    if (t->o.step < t->o.t_total) plot(r->out); // the end of the run plots anyway
+}
+
+// One line on what was held out for validation and what a validation pass reads (whole batches only).
+static void print_split(const StoreSplit *sp, const Store *store, double val, int val_batch, int val_world,
+                        int world) {
+    if (sp->n_val == 0) {
+        fprintf(stderr, "avt pretrain: no validation%s\n", val > 0 ? ": too few utterances to hold any out" : "");
+        return;
+    }
+    if (sp->by_utterance)
+        fprintf(stderr, "avt pretrain: validation: the corpus has one speaker: %zu of its utterances held out (not "
+                        "speaker-independent)", sp->n_val);
+    else
+        fprintf(stderr, "avt pretrain: validation: %u of the %u speakers held out, %zu utterances", sp->val_speakers,
+                store_n_speakers(store), sp->n_val);
+    fprintf(stderr, "; a pass reads %zu in batches of %d", sp->n_val / (size_t)val_batch * (size_t)val_batch,
+            val_batch);
+    if (val_world < world) fprintf(stderr, " on %d of the %d ranks", val_world, world);
+    fputc('\n', stderr);
 }
 
 int cmd_pretrain(int argc, char **argv) {
@@ -290,27 +305,22 @@ int cmd_pretrain(int argc, char **argv) {
     UttSource src = {store, store_d_a(store), store_d_v(store), src_len, src_read};
 
     if (found) settings_load(&s, &next, ckpt);
-    size_t *tr, *va, n_tr, n_va;
-    store_split(store, s.val, s.seed, &tr, &n_tr, &va, &n_va);
+    StoreSplit split;
+    store_split(store, s.val, s.seed, &split);
     if (s.batch % d.world) avt_die("--batch %d: not divisible by the %d ranks", s.batch, d.world);
-    if (n_tr < (size_t)s.batch) avt_die("%s: %zu training utterances, fewer than one batch of %d", data, n_tr, s.batch);
-    Loader train;
-    if (loader_open(&train, src, tr, n_tr, s.batch, d.rank, d.world, s.seq, 1, next, &err)) avt_die("%s", err.msg);
-    BertAdamHyper h = {s.beta1, s.beta2, (float)s.eps, (float)s.weight_decay, (float)s.clip, (float)s.clip_tensor};
-    Optimizer o;
-    optim_init(&o, &m.params, h, (float)s.lr, s.warmup, (long)s.epochs * (long)loader_batches_per_epoch(&train));
-    if (found && ckpt_load(ckpt, &m, &o, NULL, &err)) avt_die("%s", err.msg);
-    // Validation batches: at most the training batch, a multiple of the ranks, every held-out utterance used.
-    int val_batch = n_va < (size_t)s.batch ? (int)(n_va / (size_t)d.world) * d.world : s.batch;
-    if (s.val > 0 && val_batch == 0)
-        avt_die("%s: the validation split has %zu utterances, fewer than the %d ranks (raise --val)", data, n_va,
-                d.world);
-
-    GradSync sync;
-    grad_sync_init(&sync, &d, be, &m.params, (size_t)(bucket_mb * 1048576.0));
-    Step step, val;
-    step_open(&step, &m, be, s.batch / d.world, s.seq, 1, s.seed);
-    if (val_batch) step_open(&val, &m, be, val_batch / d.world, s.seq, 0, s.seed);
+    if (split.n_train < (size_t)s.batch)
+        avt_die("%s: %zu training utterances, fewer than one batch of %d", data, split.n_train, s.batch);
+    Feed train = {0};
+    if (loader_open(&train.L, src, split.train, split.n_train, s.batch, d.rank, d.world, s.seq, 1, next, &err))
+        avt_die("%s", err.msg);
+    // Validation batches: at most the training batch, a multiple of the validating ranks, which are all ranks
+    // unless fewer utterances than ranks were held out (then the first ranks take one each).
+    const int val_world = split.n_val < (size_t)d.world ? (int)split.n_val : d.world;
+    const int val_batch = split.n_val == 0 ? 0
+                          : split.n_val < (size_t)s.batch ? (int)(split.n_val / (size_t)val_world) * val_world
+                                                          : s.batch;
+    Feed val = {.src = src, .items = split.val, .n_items = split.n_val, .global_batch = val_batch, .rank = d.rank,
+                .world = val_world, .T = s.seq, .seed = s.seed};
 
     char csv[4200];
     snprintf(csv, sizeof csv, "%s/log.csv", out);
@@ -319,92 +329,56 @@ int cmd_pretrain(int argc, char **argv) {
         int fresh = !found || access(csv, F_OK) != 0;
         log = fopen_check(csv, fresh ? "w" : "a");
         if (fresh) fprintf(log, "step,epoch,loss,lr,grad_norm,ms_per_step,val_loss\n");
-        fprintf(stderr, "avt pretrain: %s, d %d, %d layers, %d heads, %d rank%s; %zu train / %zu validation "
-                        "utterances (%u speakers); %ld updates (%d epochs x %llu batches of %d)%s\n",
-                be->name, s.cfg.d, s.cfg.L, s.cfg.NH, d.world, d.world > 1 ? "s" : "",
-                n_tr, n_va, store_n_speakers(store), o.t_total, s.epochs,
-                (unsigned long long)loader_batches_per_epoch(&train), s.batch, found ? " (resumed)" : "");
-        if (found) fprintf(stderr, "avt pretrain: resumed %s at update %ld\n", ckpt, o.step);
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
 
-    int tty = isatty(2);
-    double t_start = cli_now(), ms = 0.0;
-    long done_here = 0;
-    float loss_v = 0.0f, gnorm = 0.0f;
-    while (o.step < o.t_total && (max_steps < 0 || done_here < max_steps)) {
-        if (val_batch && o.step % s.val_every == 0 && !(found && done_here == 0)) {
-            double vl = validate(&d, &val, src, va, n_va, val_batch, s.seed);
-            if (log) {
-                fprintf(log, "%ld,%u,,,,,%.6f\n", o.step, next.epoch, vl);
-                fflush(log);
-                fprintf(stderr, "%sstep %ld: validation loss %.4f\n", tty ? "\n" : "", o.step, vl);
-                plot(out);
-            }
-            if (o.step > 0) save(&d, out, o.step, &m, &o, &s, next, keep);
-        }
-        double t0 = cli_now();
-        const LoaderBatch *b;
-        if (loader_next(&train, &b, &err)) avt_die("%s", err.msg);
-        graph_reset(&step.g);
-        step.g.step = (uint32_t)o.step;
-        step.g.sample0 = (uint64_t)d.rank * (uint64_t)step.B;
-        Tensor *loss = step_loss(&step, b);
-        // The global batch's loss averages over all ranks' masked steps: weigh this rank's gradient by its share.
-        double counts[3] = {masked_steps(b), 0.0, (double)stop_requested};
-        params_zero_grad(&m.params);
-        loss_v = tensor_item(&step.g, loss);
-        counts[1] = (double)loss_v * counts[0];
-        dist_allreduce_sum_double(&d, counts, 3);
-        if (d.world > 1) grad_sync_begin(&sync, &step.g);
-        graph_backward_seed(&step.g, loss, counts[0] > 0 ? (float)(masked_steps(b) / counts[0]) : 0.0f);
-        if (d.world > 1) grad_sync_end(&sync, &step.g);
-        float lr = optim_lr(&o);
-        gnorm = optim_step(&o, &m.params);
-        loss_v = counts[0] > 0 ? (float)(counts[1] / counts[0]) : 0.0f;
-        next = loader_state(&train);
-        done_here++;
-        ms = 1e3 * (cli_now() - t0);
-        if (!isfinite(loss_v)) avt_die("step %ld: the loss is not finite: training diverged (lower --lr)", o.step);
-        if (log) {
-            fprintf(log, "%ld,%u,%.6f,%.4e,%.4f,%.1f,\n", o.step, b->state.epoch, loss_v, lr, gnorm, ms);
-            double el = cli_now() - t_start, per = el / (double)done_here;
-            char eta[32];
-            fmt_eta(eta, sizeof eta, per * (double)(o.t_total - o.step));
-            if (tty || done_here % log_every == 0 || o.step == o.t_total)
-                fprintf(stderr, "%sstep %ld/%ld  epoch %u  loss %.4f  lr %.2e  |g| %.3f  %.0f ms/step  %.1f utt/s  "
-                                "ETA %s%s",
-                        tty ? "\r" : "", o.step, o.t_total, b->state.epoch + 1, loss_v, lr, gnorm, ms,
-                        (double)s.batch / per, eta, tty ? "   " : "\n");
-        }
-        if (counts[2] > 0) break; // some rank was asked to stop
+    TrainerConfig tc = {
+        .rows = s.batch / d.world,
+        .val_rows = d.rank < val_world ? val_batch / val_world : 0,
+        .seq = s.seq,
+        .seed = s.seed,
+        .h = {s.beta1, s.beta2, (float)s.eps, (float)s.weight_decay, (float)s.clip, (float)s.clip_tensor},
+        .lr = (float)s.lr,
+        .warmup = s.warmup,
+        .t_total = (long)s.epochs * (long)loader_batches_per_epoch(&train.L),
+        .bucket_bytes = (size_t)(bucket_mb * 1048576.0),
+        .run_dir = out,
+        .every = s.val_every,
+        .keep = keep,
+        .max_steps = max_steps,
+    };
+    Trainer t;
+    trainer_open(&t, &tc, &OBJECTIVE_MASKED_L1, &m, &d);
+    if (found && trainer_resume(&t, ckpt, &err)) avt_die("%s", err.msg);
+
+    if (log) {
+        fprintf(stderr, "avt pretrain: %s, d %d, %d layers, %d heads, %d rank%s; %zu train / %zu validation "
+                        "utterances (%u speaker%s); %ld updates (%d epochs x %llu batches of %d)%s\n",
+                be->name, s.cfg.d, s.cfg.L, s.cfg.NH, d.world, d.world > 1 ? "s" : "", split.n_train, split.n_val,
+                store_n_speakers(store), store_n_speakers(store) > 1 ? "s" : "", t.o.t_total, s.epochs,
+                (unsigned long long)loader_batches_per_epoch(&train.L), s.batch, found ? " (resumed)" : "");
+        print_split(&split, store, s.val, val_batch, val_world, d.world);
+        if (found) fprintf(stderr, "avt pretrain: resumed %s at update %ld\n", ckpt, t.o.step);
     }
-    if (tty && log) fputc('\n', stderr);
-    int interrupted = o.step < o.t_total;
-    if (o.step == o.t_total && val_batch) {
-        double vl = validate(&d, &val, src, va, n_va, val_batch, s.seed);
-        if (log) {
-            fprintf(log, "%ld,%u,,,,,%.6f\n", o.step, next.epoch, vl);
-            fprintf(stderr, "step %ld: validation loss %.4f\n", o.step, vl);
-        }
-    }
-    if (log) fflush(log);
-    if (done_here > 0) save(&d, out, o.step, &m, &o, &s, next, keep);
+
+    Run run = {&s, &train, out, log, log_every, isatty(2), 0, cli_now()};
+    BatchSource train_src = {&train, feed_next, NULL, NULL}, val_src = {&val, feed_next, feed_begin, feed_end};
+    TrainerHooks hooks = {&run, run_meta, run_step, run_validated};
+    trainer_run(&t, &train_src, val_batch ? &val_src : NULL, &hooks);
+
+    if (run.line_open) fputc('\n', stderr);
     if (log) {
         fclose_check(log, csv);
         plot(out);
-        fprintf(stderr, "avt pretrain: %ld updates in %.1f s; checkpoint %s/ckpt-%09ld%s\n", done_here,
-                cli_now() - t_start, out, o.step, interrupted ? " (stopped early: --resume continues)" : "");
+        fprintf(stderr, "avt pretrain: %ld updates in %.1f s; checkpoint %s/ckpt-%09ld%s\n", t.done,
+                cli_now() - run.t_start, out, t.o.step,
+                t.o.step < t.o.t_total ? " (stopped early: --resume continues)" : "");
     }
-    if (val_batch) graph_free(&val.g);
-    graph_free(&step.g);
-    grad_sync_free(&sync);
-    loader_close(&train);
-    optim_free(&o);
+    const int rc = trainer_interrupted(&t) ? 130 : 0;
+    trainer_close(&t);
+    loader_close(&train.L);
     store_close(store);
-    free(tr), free(va);
+    store_split_free(&split);
     avt_free(&m);
     dist_finalize(&d);
-    return stop_requested ? 130 : 0;
+    return rc;
 }

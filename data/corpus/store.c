@@ -1,4 +1,4 @@
-// The sharded corpus store: writer (avt prepare), memory-mapped reader, CRC check and the speaker split.
+// The sharded corpus store: writer (avt prepare), memory-mapped reader, CRC check.
 // Layout: see store.h.
 #include "data/corpus/store.h"
 
@@ -14,8 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "base/philox.h"
-
 // The data arrays are used in place (mmap / fwrite), so the host must share the file's byte order.
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the store format is little-endian");
 
@@ -23,7 +21,6 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the store format is l
 #define HEADER_BYTES 64
 #define ENTRY_BYTES 152
 #define ALIGN 64
-#define SPLIT_SITE 0x53504c54u // "SPLT": the philox site of the speaker split
 #define MANIFEST "manifest.json"
 
 static uint64_t align64(uint64_t x) { return (x + ALIGN - 1) & ~(uint64_t)(ALIGN - 1); }
@@ -106,7 +103,7 @@ int store_check_values(const float *x, size_t n, StoreDtype dtype, const char *i
     return 0;
 }
 
-static uint64_t fnv1a(const char *s) {
+uint64_t store_fnv1a(const char *s) {
     uint64_t h = 0xcbf29ce484222325ull;
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
     return h;
@@ -260,7 +257,7 @@ int store_writer_open(StoreWriter **wp, const char *dir, StoreDtype dtype, int d
 }
 
 static uint32_t speaker_index(StoreWriter *w, const char *name) {
-    size_t mask = w->n_slots - 1, j = (size_t)fnv1a(name) & mask;
+    size_t mask = w->n_slots - 1, j = (size_t)store_fnv1a(name) & mask;
     for (; w->slots[j]; j = (j + 1) & mask)
         if (strcmp(w->speakers[w->slots[j] - 1], name) == 0) return w->slots[j] - 1;
     if (w->n_speakers == w->cap_speakers) {
@@ -277,7 +274,7 @@ static uint32_t speaker_index(StoreWriter *w, const char *name) {
         w->n_slots *= 2;
         w->slots = calloc_check(w->n_slots, sizeof *w->slots);
         for (uint32_t s = 0; s < w->n_speakers; s++) {
-            size_t i = (size_t)fnv1a(w->speakers[s]) & (w->n_slots - 1);
+            size_t i = (size_t)store_fnv1a(w->speakers[s]) & (w->n_slots - 1);
             while (w->slots[i]) i = (i + 1) & (w->n_slots - 1);
             w->slots[i] = s + 1;
         }
@@ -674,52 +671,4 @@ int store_verify(const Store *s, AvtErr *err) {
                                s->shards[u->shard].path, u->id);
     }
     return 0;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Split
-
-typedef struct {
-    uint64_t rank;
-    const char *name;
-    size_t count;
-    uint32_t k;
-} SplitSpeaker;
-
-static int cmp_rank(const void *a, const void *b) {
-    const SplitSpeaker *x = a, *y = b;
-    if (x->rank != y->rank) return x->rank < y->rank ? -1 : 1;
-    return strcmp(x->name, y->name);
-}
-
-void store_split(const Store *s, double val_fraction, uint64_t seed, size_t **train, size_t *n_train, size_t **val,
-                 size_t *n_val) {
-    uint32_t ns = s->n_speakers;
-    SplitSpeaker *sp = calloc_check(ns, sizeof *sp);
-    for (uint32_t k = 0; k < ns; k++) {
-        uint64_t h = fnv1a(s->speakers[k]);
-        Philox4 c = {{(uint32_t)h, (uint32_t)(h >> 32), SPLIT_SITE, 0}};
-        Philox4 r = philox4x32_10(c, (uint32_t)seed, (uint32_t)(seed >> 32));
-        sp[k] = (SplitSpeaker){.rank = (uint64_t)r.v[0] << 32 | r.v[1], .name = s->speakers[k], .k = k};
-    }
-    for (size_t i = 0; i < s->n; i++) sp[s->utt[i].speaker].count++;
-    qsort(sp, ns, sizeof *sp, cmp_rank);
-    unsigned char *in_val = calloc_check(ns, 1); // (n_speakers,)
-    double target = val_fraction * (double)s->n;
-    size_t taken = 0;
-    for (uint32_t j = 0; j + 1 < ns && (double)taken < target; j++) { // j + 1 < ns: train keeps a speaker
-        in_val[sp[j].k] = 1;
-        taken += sp[j].count;
-    }
-    *n_val = taken;
-    *n_train = s->n - taken;
-    *train = malloc_check(*n_train * sizeof **train);
-    *val = malloc_check(*n_val * sizeof **val);
-    size_t a = 0, b = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        if (in_val[s->utt[i].speaker]) (*val)[b++] = i;
-        else (*train)[a++] = i;
-    }
-    free(in_val);
-    free(sp);
 }

@@ -49,6 +49,8 @@ typedef enum { STORE_F32 = 0, STORE_F16 = 1 } StoreDtype;
 // IEEE binary16 <-> binary32. f16_from_f32 rounds to nearest, ties to even; beyond the f16 range it gives +-Inf.
 uint16_t f16_from_f32(float x);
 float f32_from_f16(uint16_t h);
+// FNV-1a (64 bits) of a string: the writer's speaker table and the validation split (data/corpus/split.h) key on it.
+uint64_t store_fnv1a(const char *s);
 // CRC-32 (IEEE, reflected 0xEDB88320, init and final xor 0xffffffff): "123456789" -> 0xcbf43926.
 uint32_t store_crc32(const void *data, size_t n);
 // 0 if the n values of utterance `id` can be stored as dtype (all finite; for f16, none rounding beyond +-65504),
@@ -93,12 +95,5 @@ int store_read(const Store *s, size_t i, int t0, int n, float *audio /* (n, d_a)
                AvtErr *err);
 // Recomputes every utterance's CRC; the first mismatch names the shard and the utterance.
 int store_verify(const Store *s, AvtErr *err);
-
-// Speaker-disjoint split: each speaker goes wholly to val or to train. Speakers are ranked by a hash of
-// (seed, speaker name), so the split depends on neither the row order nor the speaker indices, and taken into val
-// in that order until val holds >= val_fraction of the utterances; with >= 2 speakers and val_fraction > 0 each
-// side gets at least one speaker. *train, *val: malloc'd utterance indices, ascending (free them).
-void store_split(const Store *s, double val_fraction, uint64_t seed, size_t **train, size_t *n_train, size_t **val,
-                 size_t *n_val);
 
 #endif

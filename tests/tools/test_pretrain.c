@@ -1,5 +1,6 @@
 // avt pretrain end to end on a synthetic corpus (tools/make_corpus.py -> avt prepare): exact resume, learning,
-// data parallel over two MPI ranks against one process, the run folder, and bad inputs.
+// data parallel over two MPI ranks against one process, the run folder, and bad inputs (an unwritable run folder
+// included).
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -182,6 +183,24 @@ Test(pretrain, bad_inputs) {
     snprintf(args, sizeof args, "--config tiny --data %s/bad --out %s/r5", dir, dir);
     expect_fail(args, "shard-");
     cr_expect_eq(test_run("test -z \"$(ls -d %s/r*/ckpt-* 2>/dev/null)\"", dir), 0, "a failed run left a checkpoint");
+}
+
+// An output folder that cannot be written: one line naming the file, no source location of ours (that is for
+// internal errors), exit status 1.
+static void expect_unwritable(const char *out, const char *named) {
+    char args[2048];
+    snprintf(args, sizeof args, "--config tiny --batch 8 --data %s --out %s/%s", shards, dir, out);
+    expect_fail(args, named);
+    cr_expect_neq(test_run("grep -q '[.]c:[0-9]' %s", test_path("err.log")), 0, "the error names a source file");
+}
+
+Test(pretrain, unwritable_out_is_named) {
+    // log.csv cannot be created: a directory has its name (this stops root too)
+    cr_assert_eq(test_run("mkdir -p %s/w1/log.csv", dir), 0);
+    expect_unwritable("w1", "w1/log.csv");
+    // a read-only run folder (permissions do not stop root: then only the case above runs)
+    cr_assert_eq(test_run("mkdir -p %s/w2 && chmod 555 %s/w2", dir, dir), 0);
+    if (test_run("test -w %s/w2", dir) != 0) expect_unwritable("w2", "w2/log.csv");
 }
 
 // SIGINT finishes the step, writes a checkpoint and exits 130; --resume goes on from it.

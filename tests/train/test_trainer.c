@@ -1,13 +1,13 @@
 // The optimiser (train/optim.c) against PyTorch's BertAdam + clip_grad_norm_ (tests/reference/bertadam_ref.py),
-// on the cpu backend and the (emulated) cuda one; and whole training steps of a tiny model: proj1/proj2 are never
-// touched, and a run resumed from a checkpoint equals the uninterrupted run bit for bit.
+// on the cpu backend and the (emulated) cuda one; and the trainer (train/trainer.c) on a tiny model: proj1/proj2
+// are never touched, a run resumed from a checkpoint equals the uninterrupted run bit for bit, the validation loss
+// weighs its batches, and trainer_run validates, saves and prunes on its cadence.
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "train/checkpoint.h"
-#include "train/optim.h"
+#include "train/trainer.h"
 #include "tests/testutil.h"
 
 static void setup(void) { test_tmpdir(); }
@@ -278,8 +278,8 @@ Test(trainer, cuda_optimizer_matches_cpu) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Training a tiny model on the cpu backend: one random batch per step (a function of the step), dropout on, the
-// graph's dropout step = the optimiser step.
+// Training a tiny model with the trainer on the cpu backend: one random batch per step (a function of the step),
+// dropout on.
 
 static const AvtConfig TINY = {12, 5, 16, 2, 2, 0};
 #define BB 2
@@ -288,67 +288,103 @@ static const AvtConfig TINY = {12, 5, 16, 2, 2, 0};
 
 typedef struct {
     AvtModel m;
-    Optimizer o;
-    Graph g;
+    Dist d;
+    Trainer t;
     float *x_a, *x_v, *t_a, *t_v, *mask; // (BB, TT, d_a), (BB, TT, d_v), same, same, (BB, TT)
-} Trainer;
+} Run;
 
-static void batch_of_step(Trainer *t, long step) {
+static void batch_of_step(Run *r, long step) {
     const size_t na = (size_t)BB * TT * TINY.d_a, nv = (size_t)BB * TT * TINY.d_v;
-    for (size_t i = 0; i < na; i++) t->x_a[i] = 2.0f * philox_uniform(11, 1, (uint32_t)step, i) - 1.0f;
-    for (size_t i = 0; i < nv; i++) t->x_v[i] = 3.0f * philox_uniform(11, 2, (uint32_t)step, i);
-    for (size_t i = 0; i < na; i++) t->t_a[i] = 2.0f * philox_uniform(11, 3, (uint32_t)step, i) - 1.0f;
-    for (size_t i = 0; i < nv; i++) t->t_v[i] = 3.0f * philox_uniform(11, 4, (uint32_t)step, i);
+    for (size_t i = 0; i < na; i++) r->x_a[i] = 2.0f * philox_uniform(11, 1, (uint32_t)step, i) - 1.0f;
+    for (size_t i = 0; i < nv; i++) r->x_v[i] = 3.0f * philox_uniform(11, 2, (uint32_t)step, i);
+    for (size_t i = 0; i < na; i++) r->t_a[i] = 2.0f * philox_uniform(11, 3, (uint32_t)step, i) - 1.0f;
+    for (size_t i = 0; i < nv; i++) r->t_v[i] = 3.0f * philox_uniform(11, 4, (uint32_t)step, i);
     for (size_t i = 0; i < (size_t)BB * TT; i++)
-        t->mask[i] = i % 5 == 0 || philox_uniform(11, 5, (uint32_t)step, i) < 0.3f;
+        r->mask[i] = i % 5 == 0 || philox_uniform(11, 5, (uint32_t)step, i) < 0.3f;
 }
 
-static void build_step(Trainer *t) {
-    int sa[3] = {BB, TT, TINY.d_a}, sv[3] = {BB, TT, TINY.d_v};
-    Tensor *out_a, *out_v;
-    Tensor *loss = avt_pretrain_loss(&t->g, &t->m, graph_input(&t->g, t->x_a, 3, sa),
-                                     graph_input(&t->g, t->x_v, 3, sv), t->t_a, t->t_v, t->mask, &out_a, &out_v);
-    params_zero_grad(&t->m.params);
-    graph_backward(&t->g, loss);
+// The run of these tests: 10 updates of batches of BB x TT; validation batches of BB rows; trainer_run validates
+// and saves every 3 updates into run_dir (NULL: no trainer_run), keeping 2 checkpoints.
+static TrainerConfig tiny_config(const char *run_dir, long max_steps) {
+    return (TrainerConfig){.rows = BB, .val_rows = BB, .seq = TT, .seed = DROP_SEED, .h = BERTADAM_SPEC,
+                           .lr = 1e-3f, .warmup = 0.2, .t_total = 10, .bucket_bytes = 4 << 20, .run_dir = run_dir,
+                           .every = 3, .keep = 2, .max_steps = max_steps};
 }
 
-static void trainer_open(Trainer *t, uint64_t init_seed) {
-    avt_init(&t->m, TINY, init_seed);
-    optim_init(&t->o, &t->m.params, BERTADAM_SPEC, 1e-3f, 0.2, 10);
-    t->x_a = calloc((size_t)BB * TT * TINY.d_a, sizeof(float));
-    t->t_a = calloc((size_t)BB * TT * TINY.d_a, sizeof(float));
-    t->x_v = calloc((size_t)BB * TT * TINY.d_v, sizeof(float));
-    t->t_v = calloc((size_t)BB * TT * TINY.d_v, sizeof(float));
-    t->mask = calloc((size_t)BB * TT, sizeof(float));
-    graph_init(&t->g, 4096, &BACKEND_CPU);
-    t->g.training = 1;
-    t->g.seed = DROP_SEED;
-    graph_plan_begin(&t->g);
-    build_step(t);
-    graph_plan_end(&t->g);
+static void run_open(Run *r, uint64_t init_seed, const TrainerConfig *tc) {
+    avt_init(&r->m, TINY, init_seed);
+    r->d = (Dist){.rank = 0, .world = 1};
+    trainer_open(&r->t, tc, &OBJECTIVE_MASKED_L1, &r->m, &r->d);
+    r->x_a = calloc((size_t)BB * TT * TINY.d_a, sizeof(float));
+    r->t_a = calloc((size_t)BB * TT * TINY.d_a, sizeof(float));
+    r->x_v = calloc((size_t)BB * TT * TINY.d_v, sizeof(float));
+    r->t_v = calloc((size_t)BB * TT * TINY.d_v, sizeof(float));
+    r->mask = calloc((size_t)BB * TT, sizeof(float));
 }
 
-static void train(Trainer *t, long steps) {
+static TrainBatch run_batch(const Run *r) { return (TrainBatch){BB, TT, r->x_a, r->x_v, r->t_a, r->t_v, r->mask}; }
+
+static void train(Run *r, long steps) {
+    const TrainBatch b = run_batch(r);
     for (long s = 0; s < steps; s++) {
-        graph_reset(&t->g);
-        t->g.step = (uint32_t)t->o.step;
-        batch_of_step(t, t->o.step);
-        build_step(t);
-        optim_step(&t->o, &t->m.params);
+        batch_of_step(r, r->t.o.step);
+        TrainStats st;
+        trainer_step(&r->t, &b, &st);
     }
 }
 
-static void trainer_close(Trainer *t) {
-    graph_free(&t->g);
-    optim_free(&t->o);
-    avt_free(&t->m);
-    free(t->x_a), free(t->x_v), free(t->t_a), free(t->t_v), free(t->mask);
+static void run_close(Run *r) {
+    trainer_close(&r->t);
+    avt_free(&r->m);
+    free(r->x_a), free(r->x_v), free(r->t_a), free(r->t_v), free(r->mask);
+}
+
+// ---- batch sources for trainer_run and trainer_validate: training takes the batch of its update (as train()
+// does), a validation pass of n batches takes the batches of "steps" first .. first + n - 1 ----
+typedef struct {
+    Run *r;
+    long first, n, k;  // validation: the pass's batches, the next one
+    long val_at[8];    // updates at which a validation pass ended
+    int n_val;
+} Feed;
+
+static int train_next(void *ctx, TrainBatch *b, AvtErr *err) {
+    (void)err;
+    Feed *f = ctx;
+    batch_of_step(f->r, f->r->t.o.step);
+    *b = run_batch(f->r);
+    return 0;
+}
+
+static long val_begin(void *ctx, AvtErr *err) {
+    (void)err;
+    Feed *f = ctx;
+    f->k = 0;
+    return f->n;
+}
+
+static int val_next(void *ctx, TrainBatch *b, AvtErr *err) {
+    (void)err;
+    Feed *f = ctx;
+    batch_of_step(f->r, f->first + f->k++);
+    *b = run_batch(f->r);
+    return 0;
+}
+
+static void val_end(void *ctx) { (void)ctx; }
+
+static void validated(void *ctx, const Trainer *t, double loss) {
+    (void)loss;
+    Feed *f = ctx;
+    cr_assert_lt(f->n_val, 8, "too many validation passes");
+    f->val_at[f->n_val++] = t->o.step;
 }
 
 // The first update has lr 0, so two steps: everything trained moves, proj1/proj2 and the buffers do not.
 Test(trainer, model_step_leaves_unused_projections) {
-    Trainer t;
-    trainer_open(&t, 5);
+    Run t;
+    const TrainerConfig tc = tiny_config(NULL, -1);
+    run_open(&t, 5, &tc);
     const ParamTable *pt = &t.m.params;
     char *before = malloc(pt->data.used);
     memcpy(before, pt->data.base, pt->data.used);
@@ -365,7 +401,7 @@ Test(trainer, model_step_leaves_unused_projections) {
     }
     cr_expect_eq(n_unused, 4, "proj1/proj2 weight and bias are the unused tensors");
     free(before);
-    trainer_close(&t);
+    run_close(&t);
 }
 
 // Exact resume: 2K steps in one go = K steps, a checkpoint, a fresh model and optimizer (other init seed) loaded
@@ -373,26 +409,27 @@ Test(trainer, model_step_leaves_unused_projections) {
 #define K_STEPS 3
 
 Test(checkpoint, resume_is_bit_exact) {
-    Trainer a, b, c;
-    trainer_open(&a, 1);
+    Run a, b, c;
+    const TrainerConfig tc = tiny_config(NULL, -1);
+    run_open(&a, 1, &tc);
     train(&a, 2 * K_STEPS);
 
     const char *run = test_path("resume_run");
     AvtErr err;
     CkptMeta meta = {0};
     cr_assert_eq(ckpt_meta_set(&meta, "seed", "1", &err), 0, "%s", err.msg);
-    trainer_open(&b, 1);
+    run_open(&b, 1, &tc);
     train(&b, K_STEPS);
-    cr_assert_eq(ckpt_save(run, b.o.step, &b.m, &b.o, &meta, 2, &err), 0, "%s", err.msg);
-    trainer_close(&b);
+    cr_assert_eq(ckpt_save(run, b.t.o.step, &b.m, &b.t.o, &meta, 2, &err), 0, "%s", err.msg);
+    run_close(&b);
 
-    trainer_open(&c, 2);
+    run_open(&c, 2, &tc);
     char dir[512];
     CkptMeta got = {0};
     cr_assert_eq(ckpt_latest(run, dir, sizeof dir, &err), 1, "%s", err.msg);
-    cr_assert_eq(ckpt_load(dir, &c.m, &c.o, &got, &err), 0, "%s", err.msg);
+    cr_assert_eq(ckpt_load(dir, &c.m, &c.t.o, &got, &err), 0, "%s", err.msg);
     cr_expect_str_eq(ckpt_meta_get(&got, "seed"), "1");
-    cr_assert_eq(c.o.step, K_STEPS);
+    cr_assert_eq(c.t.o.step, K_STEPS);
     train(&c, K_STEPS);
 
     const ParamTable *pa = &a.m.params, *pc = &c.m.params;
@@ -400,10 +437,86 @@ Test(checkpoint, resume_is_bit_exact) {
         const size_t bytes = pa->p[i].t.size * sizeof(float);
         cr_expect_eq(memcmp(pa->p[i].t.data, pc->p[i].t.data, bytes), 0, "%s differs after resuming",
                      pa->p[i].name);
-        if (!a.o.m[i]) continue;
-        cr_expect_eq(memcmp(a.o.m[i], c.o.m[i], bytes), 0, "m.%s differs after resuming", pa->p[i].name);
-        cr_expect_eq(memcmp(a.o.v[i], c.o.v[i], bytes), 0, "v.%s differs after resuming", pa->p[i].name);
+        if (!a.t.o.m[i]) continue;
+        cr_expect_eq(memcmp(a.t.o.m[i], c.t.o.m[i], bytes), 0, "m.%s differs after resuming", pa->p[i].name);
+        cr_expect_eq(memcmp(a.t.o.v[i], c.t.o.v[i], bytes), 0, "v.%s differs after resuming", pa->p[i].name);
     }
-    trainer_close(&a);
-    trainer_close(&c);
+    run_close(&a);
+    run_close(&c);
+}
+
+// The validation loss is the weighted mean (by masked steps) of its batches' losses.
+Test(trainer, validation_is_the_weighted_mean_of_its_batches) {
+    Run r;
+    const TrainerConfig tc = tiny_config(NULL, -1);
+    run_open(&r, 5, &tc);
+    Feed f = {.r = &r};
+    const BatchSource src = {&f, val_next, val_begin, val_end};
+    double loss[2], weight[2];
+    for (int k = 0; k < 2; k++) {
+        f.first = 1000 + k, f.n = 1;
+        loss[k] = trainer_validate(&r.t, &src);
+        const TrainBatch b = run_batch(&r); // still holds batch 1000 + k
+        weight[k] = OBJECTIVE_MASKED_L1.weight(&b);
+    }
+    cr_assert(loss[0] != loss[1] && weight[0] != weight[1], "the two batches should differ");
+    f.first = 1000, f.n = 2;
+    const double both = trainer_validate(&r.t, &src);
+    const double want = (loss[0] * weight[0] + loss[1] * weight[1]) / (weight[0] + weight[1]);
+    cr_expect(fabs(both - want) <= 1e-12 * want, "validation loss %.17g, weighted mean of the batches %.17g", both,
+              want);
+    run_close(&r);
+}
+
+static int has_ckpt(const char *run, long step) {
+    return test_run("test -f %s/ckpt-%09ld/DONE", test_path(run), step) == 0;
+}
+
+// trainer_run's cadence: the validation loss at update 0, every 3 updates and at the end; a checkpoint every 3
+// updates and at the end, 2 kept. Stopped after 3 updates (--max-steps) and resumed, a run saves where the
+// uninterrupted one does, validates there after the update it resumed at, and ends with the same weights.
+Test(trainer, run_validates_and_saves_on_its_cadence_and_resumes) {
+    Run a, b, c;
+    TrainerConfig tc = tiny_config(test_path("A"), -1);
+    run_open(&a, 1, &tc);
+    Feed fa = {.r = &a, .first = 1000, .n = 2};
+    const TrainerHooks ha = {&fa, NULL, NULL, validated};
+    trainer_run(&a.t, &(BatchSource){&fa, train_next, NULL, NULL}, &(BatchSource){&fa, val_next, val_begin, val_end},
+                &ha);
+    cr_assert_eq(a.t.o.step, 10);
+    const long want_a[] = {0, 3, 6, 9, 10};
+    cr_assert_eq(fa.n_val, 5, "%d validation passes", fa.n_val);
+    for (int i = 0; i < 5; i++) cr_expect_eq(fa.val_at[i], want_a[i], "validation %d at update %ld", i, fa.val_at[i]);
+    cr_expect(has_ckpt("A", 9) && has_ckpt("A", 10) && !has_ckpt("A", 6), "keeps the newest 2 checkpoints");
+
+    tc = tiny_config(test_path("B"), 3);
+    run_open(&b, 1, &tc);
+    Feed fb = {.r = &b, .first = 1000, .n = 2};
+    const TrainerHooks hb = {&fb, NULL, NULL, validated};
+    trainer_run(&b.t, &(BatchSource){&fb, train_next, NULL, NULL}, &(BatchSource){&fb, val_next, val_begin, val_end},
+                &hb);
+    cr_assert_eq(b.t.o.step, 3);
+    cr_expect(fb.n_val == 1 && fb.val_at[0] == 0, "validations of the stopped run");
+    cr_expect(has_ckpt("B", 3), "a checkpoint where it stopped");
+    run_close(&b);
+
+    tc = tiny_config(test_path("B"), -1);
+    run_open(&c, 2, &tc);
+    char dir[512];
+    AvtErr err;
+    cr_assert_eq(ckpt_latest(test_path("B"), dir, sizeof dir, &err), 1, "%s", err.msg);
+    cr_assert_eq(trainer_resume(&c.t, dir, &err), 0, "%s", err.msg);
+    Feed fc = {.r = &c, .first = 1000, .n = 2};
+    const TrainerHooks hc = {&fc, NULL, NULL, validated};
+    trainer_run(&c.t, &(BatchSource){&fc, train_next, NULL, NULL}, &(BatchSource){&fc, val_next, val_begin, val_end},
+                &hc);
+    cr_expect(fc.n_val == 3 && fc.val_at[0] == 6 && fc.val_at[1] == 9 && fc.val_at[2] == 10,
+              "validations of the resumed run (%d, the first at update %ld)", fc.n_val, fc.val_at[0]);
+    cr_expect(has_ckpt("B", 9) && has_ckpt("B", 10) && !has_ckpt("B", 3), "the resumed run saves on the cadence");
+    const ParamTable *pa = &a.m.params, *pc = &c.m.params;
+    for (int i = 0; i < pa->n; i++)
+        cr_expect_eq(memcmp(pa->p[i].t.data, pc->p[i].t.data, pa->p[i].t.size * sizeof(float)), 0,
+                     "%s differs after resuming", pa->p[i].name);
+    run_close(&a);
+    run_close(&c);
 }

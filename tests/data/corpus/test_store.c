@@ -1,5 +1,5 @@
-// Tests for data/corpus/store.c and avt prepare: f16 and CRC, round trips, windows, shard roll-over, the speaker split,
-// every damaged-store error, and prepare end to end on a make_corpus.py corpus.
+// Tests for data/corpus/store.c and avt prepare: f16 and CRC, round trips, windows, shard roll-over, every
+// damaged-store error, and prepare end to end on a make_corpus.py corpus (the split: test_split.c).
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -31,13 +31,13 @@ static void utt_fill(float *x, int k, int stream, int T, int D) {
 static void utt_name(char *id, size_t n, int k) { snprintf(id, n, "spk%d/utt%03d", k % 5, k); }
 static void spk_name(char *s, size_t n, int k) { snprintf(s, n, "speaker-%d", k % 5); }
 
-// A store of n utterances written in the order order[0..n) (identity when NULL).
-static void write_store(const char *d, StoreDtype dt, int shard_size, int n, const int *order) {
+// A store of utterances 0 .. n-1.
+static void write_store(const char *d, StoreDtype dt, int shard_size, int n) {
     StoreWriter *w;
     AvtErr err;
     cr_assert_eq(store_writer_open(&w, d, dt, DA, DV, shard_size, &err), 0, "%s", err.msg);
-    for (int i = 0; i < n; i++) {
-        int k = order ? order[i] : i, T = utt_len(k);
+    for (int k = 0; k < n; k++) {
+        int T = utt_len(k);
         float *a = malloc(sizeof(float) * T * DA), *v = malloc(sizeof(float) * T * DV);
         utt_fill(a, k, 0, T, DA);
         utt_fill(v, k, 1, T, DV);
@@ -163,7 +163,7 @@ Test(store, f16_overflow_and_inf_rejected_naming_the_utterance) {
 
 static void check_round_trip(StoreDtype dt) {
     enum { N = 13 };
-    write_store(dir, dt, 1000, N, NULL);
+    write_store(dir, dt, 1000, N);
     Store *s = open_ok(dir);
     cr_assert_eq(store_size(s), N);
     cr_expect_eq(store_d_a(s), DA);
@@ -206,7 +206,7 @@ Test(store, round_trip_f32_exact) { check_round_trip(STORE_F32); }
 Test(store, round_trip_f16_within_half_precision) { check_round_trip(STORE_F16); }
 
 Test(store, read_window_and_bad_windows) {
-    write_store(dir, STORE_F32, 4, 9, NULL);
+    write_store(dir, STORE_F32, 4, 9);
     Store *s = open_ok(dir);
     int k = 6, T = utt_len(k); // 11 steps, in the second shard
     cr_assert_eq(T, 11);
@@ -232,7 +232,7 @@ Test(store, read_window_and_bad_windows) {
 // store_read from many threads at once (the loader's prefetch thread does this) gives what one thread gets.
 Test(store, concurrent_reads_agree) {
     enum { N = 24, ROUNDS = 50 };
-    write_store(dir, STORE_F16, 5, N, NULL);
+    write_store(dir, STORE_F16, 5, N);
     Store *s = open_ok(dir);
     int bad = 0;
 #pragma omp parallel for num_threads(4) reduction(+ : bad)
@@ -252,7 +252,7 @@ Test(store, concurrent_reads_agree) {
 }
 
 Test(store, shards_roll_over_at_shard_size) {
-    write_store(dir, STORE_F16, 3, 7, NULL);
+    write_store(dir, STORE_F16, 3, 7);
     for (int k = 0; k < 3; k++) {
         char name[32];
         snprintf(name, sizeof name, "shard-%05d.avts", k);
@@ -271,98 +271,11 @@ Test(store, shards_roll_over_at_shard_size) {
     store_close(s);
     // A new store replaces the old one's shards and manifest, and a crashed writer's temporary shard.
     cr_assert_eq(test_run("touch %s", test_path("shard-00009.avts.tmp.99")), 0);
-    write_store(dir, STORE_F16, 100, 2, NULL);
+    write_store(dir, STORE_F16, 100, 2);
     cr_expect_neq(access(test_path("shard-00001.avts"), F_OK), 0, "stale shard left behind");
     cr_expect_neq(access(test_path("shard-00009.avts.tmp.99"), F_OK), 0, "stale temporary shard left behind");
     s = open_ok(dir);
     cr_expect_eq(store_size(s), 2);
-    store_close(s);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Split by speaker
-
-// Sorted ids of the val side, joined, for comparing splits of differently ordered stores.
-static char *val_ids(const Store *s, const size_t *val, size_t n_val) {
-    const char **ids = malloc(sizeof(char *) * (n_val + 1));
-    for (size_t i = 0; i < n_val; i++) ids[i] = store_id(s, val[i]);
-    for (size_t i = 1; i < n_val; i++) // insertion sort: few
-        for (size_t j = i; j > 0 && strcmp(ids[j - 1], ids[j]) > 0; j--) {
-            const char *t = ids[j];
-            ids[j] = ids[j - 1];
-            ids[j - 1] = t;
-        }
-    char *out = calloc(n_val * 64 + 1, 1);
-    for (size_t i = 0; i < n_val; i++) strcat(strcat(out, ids[i]), ",");
-    free(ids);
-    return out;
-}
-
-static void check_split(const Store *s, const size_t *tr, size_t ntr, const size_t *va, size_t nva) {
-    size_t n = store_size(s);
-    cr_assert_eq(ntr + nva, n, "complete");
-    int *side = calloc(n, sizeof(int)), *spk_side = calloc(store_n_speakers(s), sizeof(int));
-    for (size_t i = 0; i < ntr; i++) side[tr[i]] |= 1;
-    for (size_t i = 0; i < nva; i++) side[va[i]] |= 2;
-    for (size_t i = 0; i < n; i++) {
-        cr_assert(side[i] == 1 || side[i] == 2, "utterance %zu on sides %d", i, side[i]);
-        spk_side[store_speaker(s, i)] |= side[i];
-    }
-    for (uint32_t k = 0; k < store_n_speakers(s); k++) cr_assert(spk_side[k] != 3, "speaker %u split", k);
-    for (size_t i = 1; i < ntr; i++) cr_assert_lt(tr[i - 1], tr[i], "train ascending");
-    for (size_t i = 1; i < nva; i++) cr_assert_lt(va[i - 1], va[i], "val ascending");
-    free(side);
-    free(spk_side);
-}
-
-Test(store, split_by_speaker) {
-    enum { N = 40 };
-    write_store(dir, STORE_F16, 1000, N, NULL);
-    Store *s = open_ok(dir);
-    size_t *tr, *va, ntr, nva;
-    store_split(s, 0.3, 7, &tr, &ntr, &va, &nva);
-    check_split(s, tr, ntr, va, nva);
-    cr_expect(nva >= 12 && ntr >= 1, "val holds >= 30%% of the utterances: %zu", nva);
-    char *ref = val_ids(s, va, nva);
-    free(tr), free(va);
-    // Deterministic for a seed; other seeds give other splits.
-    store_split(s, 0.3, 7, &tr, &ntr, &va, &nva);
-    char *again = val_ids(s, va, nva);
-    cr_expect_str_eq(again, ref);
-    free(again), free(tr), free(va);
-    int differs = 0;
-    for (uint64_t seed = 100; seed < 110; seed++) {
-        store_split(s, 0.3, seed, &tr, &ntr, &va, &nva);
-        check_split(s, tr, ntr, va, nva);
-        char *o = val_ids(s, va, nva);
-        differs |= strcmp(o, ref) != 0;
-        free(o), free(tr), free(va);
-    }
-    cr_expect(differs, "the seed changes the split");
-    // Each side gets a speaker even at the extremes; fraction 0 puts everything in train.
-    store_split(s, 0.999, 7, &tr, &ntr, &va, &nva);
-    check_split(s, tr, ntr, va, nva);
-    cr_expect(ntr > 0 && nva > 0);
-    free(tr), free(va);
-    store_split(s, 1e-6, 7, &tr, &ntr, &va, &nva);
-    cr_expect(ntr > 0 && nva > 0);
-    free(tr), free(va);
-    store_split(s, 0.0, 7, &tr, &ntr, &va, &nva);
-    cr_expect(ntr == N && nva == 0);
-    free(tr), free(va);
-    store_close(s);
-
-    // The same utterances written in another order: another speaker table, the same split.
-    int order[N];
-    for (int i = 0; i < N; i++) order[i] = (i * 17 + 6) % N; // 17 is coprime with 40: a permutation
-    write_store(dir, STORE_F16, 1000, N, order);
-    s = open_ok(dir);
-    cr_expect_str_neq((char *)store_speaker_name(s, 0), "speaker-0", "the speaker table was reordered");
-    store_split(s, 0.3, 7, &tr, &ntr, &va, &nva);
-    check_split(s, tr, ntr, va, nva);
-    char *perm = val_ids(s, va, nva);
-    cr_expect_str_eq(perm, ref, "split depends on the row order");
-    free(perm), free(ref), free(tr), free(va);
     store_close(s);
 }
 
@@ -388,7 +301,7 @@ static long file_size(const char *path) {
 
 Test(store, truncated_shard_at_several_lengths) {
     const char *shard = test_path("shard-00001.avts"), *copy = test_path("copy.bin");
-    write_store(dir, STORE_F16, 4, 9, NULL);
+    write_store(dir, STORE_F16, 4, 9);
     long size = file_size(shard);
     cr_assert_eq(test_run("cp %s %s", shard, copy), 0);
     const long cuts[] = {0, 7, 63, 64, 65, 200, size / 2, size - 152, size - 1};
@@ -401,7 +314,7 @@ Test(store, truncated_shard_at_several_lengths) {
 }
 
 Test(store, flipped_data_byte_found_by_verify) {
-    write_store(dir, STORE_F32, 4, 9, NULL);
+    write_store(dir, STORE_F32, 4, 9);
     Store *s = open_ok(dir);
     AvtErr err;
     cr_assert_eq(store_verify(s, &err), 0, "%s", err.msg);
@@ -417,7 +330,7 @@ Test(store, flipped_data_byte_found_by_verify) {
 }
 
 Test(store, bad_magic_version_index_and_missing_shard) {
-    write_store(dir, STORE_F16, 4, 9, NULL);
+    write_store(dir, STORE_F16, 4, 9);
     const char *shard = test_path("shard-00002.avts"), *copy = test_path("copy.bin");
     cr_assert_eq(test_run("cp %s %s", shard, copy), 0);
     patch(shard, 0, "AVTSHARX", 8);
