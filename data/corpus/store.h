@@ -46,9 +46,6 @@
 
 typedef enum { STORE_F32 = 0, STORE_F16 = 1 } StoreDtype;
 
-// IEEE binary16 <-> binary32. f16_from_f32 rounds to nearest, ties to even; beyond the f16 range it gives +-Inf.
-uint16_t f16_from_f32(float x);
-float f32_from_f16(uint16_t h);
 // FNV-1a (64 bits) of a string: the writer's speaker table and the validation split (data/corpus/split.h) key on it.
 uint64_t store_fnv1a(const char *s);
 // CRC-32 (IEEE, reflected 0xEDB88320, init and final xor 0xffffffff): "123456789" -> 0xcbf43926.
