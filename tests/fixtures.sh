@@ -19,6 +19,9 @@
 # OUT/bad/zero_duration.wav a WAV header and no samples
 # OUT/bad/header_only.flv   the FLV cut before its first packet (header and onMetaData only)
 # OUT/bad/1076_MTI_SAD_XX.flv   like that CREMA-D clip (data-notes §2.3): 0.3 s of flv1 video, no audio
+# OUT/bad/1076_MTI_NEU_XX.flv   like that CREMA-D clip (data-notes §2.3), a video cut short: the FLV's first 3,000
+#                               bytes (one damaged frame at 0.025 s) ...
+# OUT/bad/1076_MTI_NEU_XX.wav   ... and its complete 2.99 s WAV
 # Needs ffmpeg (with libx264, libmp3lame and the native aac encoder: Debian's has them), pocketsphinx-testdata and
 # facedetect. Exits 2 with one line naming what is missing.
 set -euo pipefail
@@ -74,3 +77,5 @@ ff -f lavfi -i anullsrc=r=16000:cl=mono -t 0 "$out/bad/zero_duration.wav"
 first=$(ffprobe -v error -show_entries packet=pos -of csv=p=0 "$flv" | awk 'NR == 1')
 head -c "$first" "$flv" >"$out/bad/header_only.flv"
 ff -loop 1 -framerate 30 -t 0.3 -i "$FACE" -vf "scale=480:360,format=yuv420p" -c:v flv1 "$out/bad/1076_MTI_SAD_XX.flv"
+head -c 3000 "$flv" >"$out/bad/1076_MTI_NEU_XX.flv"
+cp "$SPEECH" "$out/bad/1076_MTI_NEU_XX.wav"

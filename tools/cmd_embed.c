@@ -1,9 +1,8 @@
 // avt embed: feature files -> h_av embeddings (extract_feature, inference mode).
-#include <errno.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "data/corpus/features.h"
+#include "data/corpus/metadata.h"
 #include "data/corpus/store.h"
 #include "tools/cli.h"
 
@@ -62,23 +61,6 @@ static const float *embed_batch(Embedder *e, float *x_a, float *x_v, int B, int 
     return e->h;
 }
 
-static int read_pair(const AvtConfig *c, const char *audio, const char *video, Features *a, Features *v, AvtErr *err) {
-    memset(a, 0, sizeof *a);
-    memset(v, 0, sizeof *v);
-    if (features_read_audio(a, audio, c->d_a, err)) return -1;
-    if (features_read_video(v, video, c->d_v, err)) {
-        features_free(a);
-        return -1;
-    }
-    features_align(a, v);
-    if (a->T == 0) {
-        features_free(a);
-        features_free(v);
-        return avt_err_set(err, "%s + %s: no common steps left after dropping NaN rows", audio, video);
-    }
-    return 0;
-}
-
 static int write_embedding(const char *path, const float *h_av, int T, int D2, int sequence, AvtErr *err) {
     if (sequence) {
         int64_t shape[2] = {T, D2};
@@ -86,78 +68,6 @@ static int write_embedding(const char *path, const float *h_av, int T, int D2, i
     }
     int64_t shape[1] = {D2};
     return npy_write_f32(path, h_av + (size_t)(T - 1) * D2, 1, shape, err);
-}
-
-typedef struct {
-    char *audio, *video, *name;
-} Pair;
-
-static char *base_name(const char *path) {
-    const char *s = strrchr(path, '/');
-    s = s ? s + 1 : path;
-    char *b = strdup(s);
-    char *dot = strrchr(b, '.');
-    if (dot && dot != b) *dot = '\0';
-    return b;
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
-
-// A name two of the n items carry (the char * at byte off of each item of the given size), or NULL: two
-// utterances writing one file would lose an embedding silently.
-static const char *duplicate_name(const void *items, int n, size_t off, size_t size) {
-    const char **names = malloc_check((size_t)n * sizeof *names);
-    for (int i = 0; i < n; i++) names[i] = *(char *const *)((const char *)items + (size_t)i * size + off);
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
-    const char *dup = NULL;
-    for (int i = 1; i < n && !dup; i++)
-        if (strcmp(names[i - 1], names[i]) == 0) dup = names[i];
-    free(names);
-    return dup;
-}
-
-static Pair *read_list(const char *path, int *n_out) {
-    FILE *f = fopen(path, "r");
-    if (!f) avt_die("%s: cannot open: %s", path, strerror(errno));
-    Pair *p = NULL;
-    int n = 0, cap = 0, lineno = 0;
-    char *line = NULL;
-    size_t len = 0;
-    while (getline(&line, &len, f) != -1) {
-        lineno++;
-        char *s = cli_trim(line);
-        if (*s == '\0' || *s == '#') continue;
-        char *fields[4] = {0};
-        int nf = 0;
-        for (char *tok = s; tok && nf < 4; nf++) {
-            char *comma = strchr(tok, ',');
-            if (comma) *comma = '\0';
-            fields[nf] = cli_trim(tok);
-            tok = comma ? comma + 1 : NULL;
-        }
-        if (nf == 2 && n == 0 && strcmp(fields[0], "audio") == 0 && strcmp(fields[1], "video") == 0) continue;
-        if (nf == 3 && n == 0 && strcmp(fields[0], "audio") == 0 && strcmp(fields[2], "name") == 0) continue;
-        if (nf < 2 || nf > 3 || !*fields[0] || !*fields[1] || (nf == 3 && !*fields[2]))
-            avt_die("%s:%d: expected 'audio,video[,name]'", path, lineno);
-        if (nf == 3 && (strchr(fields[2], '/') || strcmp(fields[2], "..") == 0 || strcmp(fields[2], ".") == 0))
-            avt_die("%s:%d: name '%s' must be a plain file name", path, lineno, fields[2]);
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            p = realloc(p, (size_t)cap * sizeof *p);
-            if (!p) avt_fatal("out of memory reading %s", path);
-        }
-        p[n].audio = strdup(fields[0]);
-        p[n].video = strdup(fields[1]);
-        p[n].name = nf == 3 ? strdup(fields[2]) : base_name(fields[0]);
-        n++;
-    }
-    free(line);
-    fclose(f);
-    if (n == 0) avt_die("%s: no pairs listed", path);
-    const char *dup = duplicate_name(p, n, offsetof(Pair, name), sizeof *p);
-    if (dup) avt_die("%s: two pairs write '%s.npy' (give a third column with distinct names)", path, dup);
-    *n_out = n;
-    return p;
 }
 
 // Copy a stream into its slot of a right-padded (B, T, D) batch.
@@ -176,8 +86,8 @@ typedef struct {
 } Source;
 
 static int read_list_item(void *ctx, const AvtConfig *c, int i, Features *a, Features *v, AvtErr *err) {
-    const Pair *p = (const Pair *)ctx + i;
-    return read_pair(c, p->audio, p->video, a, v, err);
+    const EmbedPair *p = (const EmbedPair *)ctx + i;
+    return features_read_pair(a, v, p->audio, p->video, c->d_a, c->d_v, err);
 }
 
 static int read_store_item(void *ctx, const AvtConfig *c, int i, Features *a, Features *v, AvtErr *err) {
@@ -261,19 +171,17 @@ static int embed_many(Embedder *e, const Source *src, const char *dir, int seque
 }
 
 static int embed_list(Embedder *e, const char *list, const char *dir, int sequence, int batch) {
-    int n;
-    Pair *pairs = read_list(list, &n);
+    EmbedPair *pairs;
+    size_t n;
+    AvtErr err;
+    if (embed_pairs_read(list, &pairs, &n, &err)) avt_die("%s", err.msg);
+    if (n > (size_t)INT32_MAX) avt_die("%s: %zu pairs, more than one run embeds", list, n);
     cli_make_dir(dir);
-    const char **names = malloc_check((size_t)n * sizeof *names);
-    for (int i = 0; i < n; i++) names[i] = pairs[i].name;
-    Source src = {n, names, "pairs", read_list_item, pairs};
+    const char **names = malloc_check(n * sizeof *names);
+    for (size_t i = 0; i < n; i++) names[i] = pairs[i].name;
+    Source src = {(int)n, names, "pairs", read_list_item, pairs};
     int rc = embed_many(e, &src, dir, sequence, batch);
-    for (int i = 0; i < n; i++) {
-        free(pairs[i].audio);
-        free(pairs[i].video);
-        free(pairs[i].name);
-    }
-    free(pairs);
+    embed_pairs_free(pairs, n);
     free(names);
     return rc;
 }
@@ -290,24 +198,11 @@ static int embed_store(Embedder *e, const char *data, const char *dir, int seque
     size_t n = store_size(st);
     if (n == 0) avt_die("%s: the store holds no utterances", data);
     if (n > (size_t)INT32_MAX) avt_die("%s: %zu utterances, more than one run embeds", data, n);
-    char **names = malloc_check(n * sizeof *names);
-    for (size_t i = 0; i < n; i++) {
-        names[i] = strdup(store_id(st, i));
-        for (char *q = names[i]; *q; q++)
-            if (*q == '/') *q = '_';
-    }
-    const char *dup = duplicate_name(names, (int)n, 0, sizeof *names);
-    if (dup) avt_die("%s: two utterance ids give the file name '%s.npy'", data, dup);
+    char **names = embed_store_names(st, data, &err);
+    if (!names) avt_die("%s", err.msg);
     cli_make_dir(dir);
-    size_t plen = strlen(dir) + 16;
-    char *index_path = malloc_check(plen);
-    snprintf(index_path, plen, "%s/index.csv", dir);
-    FILE *f = fopen_check(index_path, "w");
-    fprintf(f, "file,id,speaker,steps\n");
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "%s.npy,%s,%s,%d\n", names[i], store_id(st, i), store_speaker_name(st, store_speaker(st, i)),
-                store_len(st, i));
-    fclose_check(f, index_path);
+    char *index_path = corpus_printf("%s/index.csv", dir);
+    if (embed_index_write(index_path, st, names, &err)) avt_die("%s", err.msg);
     Source src = {(int)n, (const char *const *)names, "utterances", read_store_item, st};
     int rc = embed_many(e, &src, dir, sequence, batch);
     for (size_t i = 0; i < n; i++) free(names[i]);
@@ -360,7 +255,7 @@ int cmd_embed(int argc, char **argv) {
         rc = embed_store(&e, data, out, sequence, batch);
     } else {
         Features fa, fv;
-        if (read_pair(&m.cfg, audio, video, &fa, &fv, &err)) avt_die("%s", err.msg);
+        if (features_read_pair(&fa, &fv, audio, video, m.cfg.d_a, m.cfg.d_v, &err)) avt_die("%s", err.msg);
         const float *h = embed_batch(&e, fa.data, fv.data, 1, fa.T);
         if (write_embedding(out, h, fa.T, 2 * m.cfg.d, sequence, &err)) avt_die("%s", err.msg);
         features_free(&fa);

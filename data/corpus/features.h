@@ -1,4 +1,4 @@
-// The paper's feature files, and .npy arrays.
+// The paper's feature files, and .npy arrays (data/corpus/npy.h) as features.
 // Audio: headerless CSV, one row per 200 ms step, D columns (512 for TRILL), rows holding a NaN dropped.
 // Video: OpenFace 2.x FeatureExtraction CSV with header: keep every 6th data row (rows 0, 6, 12, ...), then the
 //        17 columns [-35:-18] (AU01_r ... AU45_r), then drop rows holding a NaN.
@@ -6,8 +6,8 @@
 #ifndef AVT_FEATURES_H
 #define AVT_FEATURES_H
 
-#include <stdint.h>
 #include "base/common.h"
+#include "data/corpus/npy.h"
 
 #define OPENFACE_AU_DIM 17
 
@@ -19,13 +19,11 @@ typedef struct {
 // expected_D: required column count for a CSV / width for a .npy. Errors name the file and, for text, the line.
 int features_read_audio(Features *out, const char *path, int expected_D, AvtErr *err);
 int features_read_video(Features *out, const char *path, int expected_D, AvtErr *err);
+// One utterance: both files read, then cut to their common length; no common step left is an error naming both.
+int features_read_pair(Features *a, Features *v, const char *audio, const char *video, int d_a, int d_v,
+                       AvtErr *err);
 // Cut both streams to their common length (the first min(Ta, Tv) steps).
 void features_align(Features *a, Features *v);
 void features_free(Features *f);
-
-// .npy version 1.0, '<f4', C order. shape has ndim entries.
-int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape, AvtErr *err);
-// Reads '<f4' only; *data malloc'd; ndim <= 8.
-int npy_read_f32(const char *path, float **data, int *ndim, int64_t *shape, AvtErr *err);
 
 #endif

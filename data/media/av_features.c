@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "data/corpus/feature_cache.h"
 #include "data/media/face.h"
 #include "data/media/fbank.h"
 
@@ -14,7 +15,7 @@
 typedef struct {
     FaceTrack *track;
     int frames;
-    double t0;
+    double t0, last; // the first and last frame's time
 } FrameFeed;
 
 static int push_frame(void *ctx, const uint8_t *gray, int w, int h, double t) {
@@ -26,8 +27,17 @@ static int push_frame(void *ctx, const uint8_t *gray, int w, int h, double t) {
         long every = lround(0.2 / (t - f->t0));
         f->track->detect_every = every < 1 ? 1 : (int)every;
     }
+    f->last = t;
     f->frames++;
     return face_track_push(f->track, gray, w, h, t);
+}
+
+int av_check_durations(double audio_seconds, double video_seconds, const char *path, AvtErr *err) {
+    double longer = fmax(audio_seconds, video_seconds);
+    if (fabs(audio_seconds - video_seconds) <= fmax(AV_SKEW_MIN_SECONDS, AV_SKEW_FRACTION * longer)) return 0;
+    return avt_err_set(err, "%s: the audio lasts %.2f s, the video %.2f s: more apart than max(%.1f s, %.0f %%) "
+                       "allows (a truncated or damaged stream)", path, audio_seconds, video_seconds,
+                       AV_SKEW_MIN_SECONDS, 100 * AV_SKEW_FRACTION);
 }
 
 int av_features(AvFeatures *out, const char *path, const char *audio_path, const Cascade *face_cascade,
@@ -53,8 +63,13 @@ int av_features(AvFeatures *out, const char *path, const char *audio_path, const
     // A second pass streams the video frame by frame through the face tracker: a long file never sits in memory.
     FaceTrack track;
     face_track_init(&track, face_cascade);
-    FrameFeed feed = {&track, 0, 0.0};
-    if (media_video_foreach(path, lim, push_frame, &feed, err)) {
+    FrameFeed feed = {&track, 0, 0.0, 0.0};
+    int rc = media_video_foreach(path, lim, push_frame, &feed, err);
+    if (rc == 0) { // the video lasts until its last frame ends, a mean frame interval after that frame's time
+        double frame = feed.frames > 1 ? (feed.last - feed.t0) / (feed.frames - 1) : 0.0;
+        rc = av_check_durations(out->seconds, feed.last + frame, path, err);
+    }
+    if (rc) {
         face_track_free(&track);
         av_features_free(out);
         return -1;
@@ -89,4 +104,31 @@ void av_features_free(AvFeatures *f) {
     free(f->crops);
     free(f->fbank);
     memset(f, 0, sizeof *f);
+}
+
+int av_features_cached(Features *audio, Features *video, int *cached, const char *cache_dir, const char *rel,
+                       const char *path, const char *audio_path, const Cascade *face_cascade, AvtErr *err) {
+    *cached = 0;
+    char *entry;
+    if (feature_cache_entry(&entry, cache_dir, rel, path, audio_path, err)) return -1;
+    AvtErr miss; // a missing or damaged entry is recomputed
+    int rc = 0;
+    if (feature_cache_read(entry, rel, FBANK_STEP_DIM, FACE_D, audio, video, &miss) == 0) *cached = 1;
+    else {
+        AvFeatures f;
+        rc = av_features(&f, path, audio_path, face_cascade, NULL, err);
+        if (rc == 0) {
+            *audio = f.audio; // the features move to the caller
+            *video = f.video;
+            f.audio = f.video = (Features){0};
+            av_features_free(&f);
+            rc = feature_cache_write(entry, rel, audio, video, err);
+            if (rc) {
+                features_free(audio);
+                features_free(video);
+            }
+        }
+    }
+    free(entry);
+    return rc;
 }

@@ -141,6 +141,28 @@ Test(layout, cremad_skips_defect_and_resumes) {
     expect_trains_and_embeds("s", 2);
 }
 
+// CREMA-D's 1076_MTI_NEU_XX: a video cut short (0.03 s) beside a complete WAV (2.99 s) is skipped with both
+// durations, not stored as a 1-step utterance; it leaves no cache entry, and the good clip is stored as before.
+Test(layout, cremad_video_cut_short_skipped) {
+    NEED_FIXTURES();
+    cr_assert_eq(test_run("cd %s && mkdir -p ct/VideoFlash ct/AudioWAV && cp fx/1001_DFA_ANG_XX.flv ct/VideoFlash/ && "
+                          "cp fx/1001_DFA_ANG_XX.wav ct/AudioWAV/ && cp fx/bad/1076_MTI_NEU_XX.flv ct/VideoFlash/ && "
+                          "cp fx/bad/1076_MTI_NEU_XX.wav ct/AudioWAV/",
+                          dir),
+                 0);
+    cr_assert_eq(prepare("cremad", "ct", "s"), 2, "exit 2 when a file was skipped");
+    const char *ids[] = {"VideoFlash/1001_DFA_ANG_XX"}, *spk[] = {"1001"};
+    expect_store("s", 1, ids, spk);
+    expect_file("s/labels.csv", "id,speaker,sentence,emotion,level\n"
+                                "VideoFlash/1001_DFA_ANG_XX,1001,DFA,ANG,XX\n");
+    cr_expect_eq(test_run("grep -q 'ct/VideoFlash/1076_MTI_NEU_XX.flv: the audio lasts 2.99 s, the video 0.03 s' "
+                          "%s/s/skipped.txt && test $(wc -l < %s/s/skipped.txt) -eq 1",
+                          dir, dir),
+                 0, "skipped.txt does not give the reason");
+    cr_expect_eq(test_run("grep -q 'skipped 1 of 2 files' %s/s.err", dir), 0);
+    cr_expect_eq(test_run("test $(ls %s/s/.cache | wc -l) -eq 1", dir), 0, "the skipped file was cached");
+}
+
 // MSP-IMPROV: AVI clips in any folder layout, the WAV beside one of them, labels from the name and Evaluation.txt
 // (its aggregate line; rater lines and clips it does not list are handled).
 Test(layout, mspimprov_labels) {

@@ -1,4 +1,5 @@
-// Tests for data/corpus/features.c: the paper's TRILL / OpenFace CSVs, .npy I/O, alignment, and every bad-input error.
+// Tests for data/corpus/features.c: the paper's TRILL / OpenFace CSVs, .npy arrays as features, alignment, pairs,
+// and every bad-input error (.npy files themselves: test_npy.c).
 // Fixtures are written into a fresh temporary directory per test (Criterion runs each test in its own process).
 #include <criterion/criterion.h>
 
@@ -142,12 +143,6 @@ Test(features, missing_files) {
     expect_err(features_read_video(&f, p, 17, &err), &f, &err, "nope.csv", "cannot open: No such file or directory");
     p = test_path("nope.npy");
     expect_err(features_read_audio(&f, p, 512, &err), &f, &err, "nope.npy", "cannot open: No such file or directory");
-    float *data = (float *)(uintptr_t)0x1;
-    int ndim = 5;
-    int64_t shape[8];
-    cr_assert_eq(npy_read_f32(p, &data, &ndim, shape, &err), -1);
-    cr_assert_null(data);
-    cr_assert_not_null(strstr(err.msg, "nope.npy: cannot open"), "%s", err.msg);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -337,106 +332,7 @@ Test(features, openface_empty) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// .npy
-
-// Raw .npy with the given header dict (padded like numpy) and payload; version 1 or 2.
-static const char *write_raw_npy(const char *name, int version, const char *dict, const void *data, size_t nbytes) {
-    size_t pre = version == 1 ? 10 : 12, dl = strlen(dict);
-    size_t total = (pre + dl + 1 + 63) / 64 * 64;
-    unsigned char *b = calloc(1, total + nbytes + 1);
-    memcpy(b, "\x93NUMPY", 6);
-    b[6] = (unsigned char)version;
-    size_t hl = total - pre;
-    b[8] = (unsigned char)(hl & 0xff);
-    b[9] = (unsigned char)(hl >> 8);
-    memcpy(b + pre, dict, dl);
-    memset(b + pre + dl, ' ', total - pre - dl - 1);
-    b[total - 1] = '\n';
-    if (nbytes) memcpy(b + total, data, nbytes);
-    const char *p = fx_write(name, b, total + nbytes);
-    free(b);
-    return p;
-}
-
-static unsigned char *slurp(const char *p, size_t *n) {
-    FILE *f = fopen(p, "rb");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*n + 1);
-    cr_assert_eq(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
-}
-
-Test(features, npy_write_matches_numpy_bytes) {
-    const float v[6] = {0, 1, 2, 3, 4, 5};
-    const int64_t shape[2] = {2, 3};
-    AvtErr err = {{0}};
-    const char *p = test_path("a.npy");
-    cr_assert_eq(npy_write_f32(p, v, 2, shape, &err), 0, "%s", err.msg);
-    size_t n;
-    unsigned char *b = slurp(p, &n);
-    // np.save(np.arange(6, dtype='<f4').reshape(2, 3)) from numpy 1.24: 128-byte header, then the data.
-    const char *dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
-    cr_assert_eq(n, 128 + sizeof v);
-    cr_assert_eq(memcmp(b, "\x93NUMPY\x01\x00\x76\x00", 10), 0);
-    cr_assert_eq(memcmp(b + 10, dict, strlen(dict)), 0);
-    for (size_t i = 10 + strlen(dict); i < 127; i++) cr_assert_eq(b[i], ' ');
-    cr_assert_eq(b[127], '\n');
-    cr_assert_eq(memcmp(b + 128, v, sizeof v), 0);
-    free(b);
-    // Atomic write: no temporary left behind.
-    cr_assert_eq(test_count_files(), 1);
-}
-
-Test(features, npy_round_trip_ranks) {
-    AvtErr err = {{0}};
-    float buf[2 * 3 * 4];
-    for (int i = 0; i < 24; i++) buf[i] = (float)i * 0.5f - 3.25f;
-    buf[5] = NAN; // npy_read_f32 returns raw data, NaN included
-    const int64_t shapes[][8] = {{0}, {24}, {4, 6}, {2, 3, 4}, {0, 7}, {1, 1, 2, 1, 3, 1, 2, 2}};
-    const int ndims[] = {0, 1, 2, 3, 2, 8};
-    for (int s = 0; s < 6; s++) {
-        const char *p = test_path("r.npy");
-        cr_assert_eq(npy_write_f32(p, buf, ndims[s], shapes[s], &err), 0, "%s", err.msg);
-        size_t n;
-        unsigned char *raw = slurp(p, &n);
-        size_t count = 1;
-        for (int i = 0; i < ndims[s]; i++) count *= (size_t)shapes[s][i];
-        size_t hdr = n - count * sizeof(float);
-        cr_assert_eq(hdr % 64, 0, "data offset %zu not 64-aligned", hdr);
-        cr_assert_eq(raw[hdr - 1], '\n');
-        free(raw);
-
-        float *data = NULL;
-        int ndim = -1;
-        int64_t shape[8] = {0};
-        cr_assert_eq(npy_read_f32(p, &data, &ndim, shape, &err), 0, "%s", err.msg);
-        cr_assert_eq(ndim, ndims[s]);
-        for (int i = 0; i < ndim; i++) cr_assert_eq(shape[i], shapes[s][i]);
-        cr_assert_not_null(data);
-        cr_assert_eq(memcmp(data, buf, count * sizeof(float)), 0, "shape %d", s);
-        free(data);
-    }
-}
-
-Test(features, npy_reads_version_2_and_extra_header_spacing) {
-    const float v[4] = {1, 2, 3, 4};
-    AvtErr err = {{0}};
-    const char *dict = "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": ( 2 , 2 )}";
-    const char *p = write_raw_npy("v2.npy", 2, dict, v, sizeof v);
-    float *data;
-    int ndim;
-    int64_t shape[8];
-    cr_assert_eq(npy_read_f32(p, &data, &ndim, shape, &err), 0, "%s", err.msg);
-    cr_assert_eq(ndim, 2);
-    cr_assert_eq(shape[0], 2);
-    cr_assert_eq(shape[1], 2);
-    cr_assert_eq(memcmp(data, v, sizeof v), 0);
-    free(data);
-}
+// .npy arrays as features
 
 Test(features, npy_as_features_no_subsampling_nan_rows_dropped) {
     float a[4 * 3] = {1, 2, 3, 4, NAN, 6, 7, 8, 9, 10, 11, 12};
@@ -463,51 +359,67 @@ Test(features, npy_as_features_no_subsampling_nan_rows_dropped) {
     features_free(&f);
 }
 
-Test(features, npy_bad_inputs) {
-    const float v[12] = {0};
+// A .npy of another width or rank than the stream's is refused naming the file and its shape.
+Test(features, npy_wrong_shape) {
+    const float v[6] = {0};
+    const int64_t s2[2] = {3, 2}, s3[3] = {1, 3, 2}, s1[1] = {6};
     Features f = garbage();
     AvtErr err = {{0}};
-    const char *p = write_raw_npy("f8.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }", v,
-                                  sizeof v);
-    expect_err(features_read_audio(&f, p, 2, &err), &f, &err, "f8.npy", "dtype '<f8' is not supported");
-    p = write_raw_npy("be.npy", 1, "{'descr': '>f4', 'fortran_order': False, 'shape': (3, 2), }", v, 24);
-    expect_err(features_read_audio(&f, p, 2, &err), &f, &err, "be.npy", "dtype '>f4' is not supported");
-    p = write_raw_npy("fo.npy", 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (3, 2), }", v, 24);
-    expect_err(features_read_audio(&f, p, 2, &err), &f, &err, "fo.npy", "fortran_order True is not supported");
-    p = write_raw_npy("wd.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", v, 24);
+    const char *p = test_path("wd.npy");
+    cr_assert_eq(npy_write_f32(p, v, 2, s2, &err), 0, "%s", err.msg);
     expect_err(features_read_audio(&f, p, 512, &err), &f, &err, "wd.npy", "expected 512 columns, got shape (3, 2)");
     expect_err(features_read_video(&f, p, 17, &err), &f, &err, "wd.npy", "expected 17 columns");
-    p = write_raw_npy("r3.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 3, 2), }", v, 24);
+    p = test_path("r3.npy");
+    cr_assert_eq(npy_write_f32(p, v, 3, s3, &err), 0, "%s", err.msg);
     expect_err(features_read_audio(&f, p, 2, &err), &f, &err, "r3.npy",
                "expected a 2-D (T, 2) array, got shape (1, 3, 2)");
-    p = write_raw_npy("r1.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", v, 24);
+    p = test_path("r1.npy");
+    cr_assert_eq(npy_write_f32(p, v, 1, s1, &err), 0, "%s", err.msg);
     expect_err(features_read_audio(&f, p, 2, &err), &f, &err, "r1.npy", "got shape (6,)");
-    p = write_raw_npy("tr.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", v, 20);
-    expect_err(features_read_audio(&f, p, 2, &err), &f, &err, "tr.npy", "truncated data: expected 24 bytes, found 20");
-    p = write_raw_npy("huge.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 512), }", v, 24);
-    expect_err(features_read_audio(&f, p, 512, &err), &f, &err, "huge.npy", "truncated data");
-    p = fx_text("magic.npy", "1,2\n3,4\n");
+    p = fx_text("magic.npy", "1,2\n3,4\n"); // a reader error comes through as is
     expect_err(features_read_audio(&f, p, 2, &err), &f, &err, "magic.npy", "not a .npy file");
-    p = fx_write("hdr.npy", "\x93NUMPY\x01\x00\x76\x00{'descr'", 17);
-    expect_err(features_read_audio(&f, p, 2, &err), &f, &err, "hdr.npy", "truncated .npy header");
-
-    float *data = (float *)(uintptr_t)0x1;
-    int ndim = 3;
-    int64_t shape[8];
-    p = write_raw_npy("raw.npy", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }", v, 12);
-    cr_assert_eq(npy_read_f32(p, &data, &ndim, shape, &err), -1);
-    cr_assert_null(data);
-    cr_assert_not_null(strstr(err.msg, "raw.npy: dtype '<i4' is not supported"), "%s", err.msg);
 }
 
-Test(features, npy_write_errors) {
+// ---------------------------------------------------------------------------------------------------------------
+// One utterance: both files, cut to the common length
+
+Test(features, pair_cut_to_common_length) {
+    float a[4 * 2] = {1, 2, 3, 4, 5, 6, 7, 8}, v[3 * 17] = {0};
+    for (int i = 0; i < 3 * 17; i++) v[i] = (float)i;
+    const int64_t sa[2] = {4, 2}, sv[2] = {3, 17};
     AvtErr err = {{0}};
-    const float v[1] = {0};
-    const int64_t shape[1] = {1};
-    cr_assert_eq(npy_write_f32("/nonexistent_dir_avt/x.npy", v, 1, shape, &err), -1);
-    cr_assert_not_null(strstr(err.msg, "/nonexistent_dir_avt/x.npy"), "%s", err.msg);
-    cr_assert_eq(npy_write_f32(test_path("x.npy"), v, 9, shape, &err), -1);
-    cr_assert_not_null(strstr(err.msg, "rank-9"), "%s", err.msg);
+    const char *pa = test_path("a.npy"), *pv = test_path("v.npy");
+    cr_assert_eq(npy_write_f32(pa, a, 2, sa, &err), 0, "%s", err.msg);
+    cr_assert_eq(npy_write_f32(pv, v, 2, sv, &err), 0, "%s", err.msg);
+    Features fa = garbage(), fv = garbage();
+    cr_assert_eq(features_read_pair(&fa, &fv, pa, pv, 2, 17, &err), 0, "%s", err.msg);
+    cr_expect(fa.T == 3 && fv.T == 3 && fa.D == 2 && fv.D == 17, "T %d, %d", fa.T, fv.T);
+    cr_expect_eq(memcmp(fa.data, a, 3 * 2 * sizeof(float)), 0);
+    cr_expect_eq(memcmp(fv.data, v, sizeof v), 0);
+    features_free(&fa);
+    features_free(&fv);
+}
+
+Test(features, pair_errors_name_the_file) {
+    float a[2 * 2] = {NAN, 1, 2, NAN}, v[2 * 17] = {0};
+    const int64_t sa[2] = {2, 2}, sv[2] = {2, 17};
+    AvtErr err = {{0}};
+    const char *pa = test_path("a.npy"), *pv = test_path("v.npy");
+    cr_assert_eq(npy_write_f32(pa, a, 2, sa, &err), 0, "%s", err.msg);
+    cr_assert_eq(npy_write_f32(pv, v, 2, sv, &err), 0, "%s", err.msg);
+    Features fa = garbage(), fv = garbage();
+    // Every audio row holds a NaN: nothing in common, an error naming both files.
+    expect_err(features_read_pair(&fa, &fv, pa, pv, 2, 17, &err), &fa, &err, "a.npy + ",
+               "v.npy: no common steps left after dropping NaN rows");
+    cr_expect_null(fv.data);
+    fa = garbage(), fv = garbage();
+    expect_err(features_read_pair(&fa, &fv, pa, test_path("none.csv"), 2, 17, &err), &fv, &err, "none.csv",
+               "cannot open");
+    cr_expect_null(fa.data, "the audio read first is freed when the video fails");
+    fa = garbage(), fv = garbage();
+    expect_err(features_read_pair(&fa, &fv, test_path("none.npy"), pv, 2, 17, &err), &fa, &err, "none.npy",
+               "cannot open");
+    cr_expect_null(fv.data);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,318 @@
+#include "data/corpus/metadata.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *corpus_printf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0) avt_fatal("out of memory");
+    return s;
+}
+
+void corpus_rows_free(CorpusRow *rows, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].audio);
+        free(rows[i].video);
+        free(rows[i].id);
+        free(rows[i].speaker);
+        free(rows[i].labels);
+        free(rows[i].wav);
+        free(rows[i].bad);
+    }
+    free(rows);
+}
+
+char *corpus_id(const char *path) {
+    const char *s = path;
+    for (;;) {
+        if (*s == '/') s++;
+        else if (s[0] == '.' && s[1] == '/') s += 2;
+        else break;
+    }
+    char *id = corpus_printf("%s", s);
+    char *slash = strrchr(id, '/'), *dot = strrchr(id, '.');
+    if (dot && dot > (slash ? slash + 1 : id)) *dot = '\0';
+    return id;
+}
+
+int corpus_is_voxceleb2_id(const char *s, size_t len) {
+    if (len < 3 || s[0] != 'i' || s[1] != 'd') return 0;
+    for (size_t k = 2; k < len; k++)
+        if (s[k] < '0' || s[k] > '9') return 0;
+    return 1;
+}
+
+void corpus_csv_field(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+// s without leading blanks and trailing blanks or line ending (cut in place).
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && strchr(" \t\r\n", s[n - 1])) s[--n] = '\0';
+    return s;
+}
+
+// A metadata field: trimmed, and without the quotes pandas puts around fields holding commas.
+static char *field(char *s) {
+    s = trim(s);
+    size_t n = strlen(s);
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+        s[n - 1] = '\0';
+        s++;
+    }
+    return s;
+}
+
+// The malloc'd array grown to hold one more of n items of the given size.
+static void *grow(void *items, size_t n, size_t *cap, size_t size, const char *path) {
+    if (n < *cap) return items;
+    *cap = *cap ? 2 * *cap : 64;
+    items = realloc(items, *cap * size);
+    if (!items) avt_fatal("out of memory reading %s", path);
+    return items;
+}
+
+// ---- the paper's metadata ----
+
+static char *speaker_of(const char *audio_field, const char *resolved) {
+    for (const char *c = audio_field; *c;) {
+        const char *e = strchr(c, '/');
+        size_t len = e ? (size_t)(e - c) : strlen(c);
+        if (e && corpus_is_voxceleb2_id(c, len)) return corpus_printf("%.*s", (int)len, c); // not the file name
+        c = e ? e + 1 : c + len;
+    }
+    const char *file = strrchr(resolved, '/');
+    if (!file) return corpus_printf(".");
+    const char *dir = file;
+    while (dir > resolved && dir[-1] != '/') dir--;
+    return dir == file ? corpus_printf("/") : corpus_printf("%.*s", (int)(file - dir), dir);
+}
+
+static int cmp_row_id(const void *a, const void *b) {
+    const CorpusRow *x = *(const CorpusRow *const *)a, *y = *(const CorpusRow *const *)b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+// Later rows with an id an earlier row holds are marked bad.
+static void mark_duplicates(CorpusRow *rows, size_t n, const char *path) {
+    CorpusRow **by_id = malloc_check(n * sizeof *by_id);
+    for (size_t i = 0; i < n; i++) by_id[i] = &rows[i];
+    qsort(by_id, n, sizeof *by_id, cmp_row_id);
+    for (size_t i = 1; i < n; i++) {
+        CorpusRow *a = by_id[i - 1], *b = by_id[i];
+        if (*b->id && !b->bad && strcmp(a->id, b->id) == 0)
+            b->bad = corpus_printf("%s:%ld: duplicate utterance id '%s' (first on line %ld)", path, b->line, b->id,
+                                   a->line);
+    }
+    free(by_id);
+}
+
+int metadata_read(const char *path, CorpusRow **rows_out, size_t *n_out, AvtErr *err) {
+    *rows_out = NULL;
+    *n_out = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return avt_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    const char *slash = strrchr(path, '/');
+    int dir_len = slash ? (int)(slash - path + 1) : 0; // with its trailing '/'
+    CorpusRow *rows = NULL;
+    size_t n = 0, cap = 0, len = 0;
+    long lineno = 0;
+    int seen = 0;
+    char *line = NULL;
+    while (getline(&line, &len, f) != -1) {
+        lineno++;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#') continue;
+        char *c1 = strchr(s, ',');
+        char *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+        if (c1) *c1 = '\0';
+        if (c2) *c2 = '\0';
+        char *audio = field(s), *video = c1 ? field(c1 + 1) : "";
+        if (!seen++ && !strchr(audio, '.') && !strchr(video, '.')) continue; // a header row
+        rows = grow(rows, n, &cap, sizeof *rows, path);
+        CorpusRow *r = &rows[n++];
+        memset(r, 0, sizeof *r);
+        r->line = lineno;
+        if (!*audio || !*video) {
+            r->bad = corpus_printf("%s:%ld: expected 'audio_csv,openface_csv[,seq_len[,masking_list]]'", path, lineno);
+            r->id = corpus_printf("%s", "");
+            continue;
+        }
+        r->audio = audio[0] == '/' ? corpus_printf("%s", audio) : corpus_printf("%.*s%s", dir_len, path, audio);
+        r->video = video[0] == '/' ? corpus_printf("%s", video) : corpus_printf("%.*s%s", dir_len, path, video);
+        r->id = corpus_id(audio);
+        r->speaker = speaker_of(audio, r->audio);
+        if (strlen(r->id) > STORE_ID_MAX)
+            r->bad = corpus_printf("%s:%ld: utterance id '%.60s...' is longer than %d bytes", path, lineno, r->id,
+                                   STORE_ID_MAX);
+    }
+    int read_failed = ferror(f);
+    free(line);
+    fclose(f); // read-only: nothing to lose on close
+    if (read_failed || n == 0) {
+        corpus_rows_free(rows, n);
+        return read_failed ? avt_err_set(err, "%s: read error", path) : avt_err_set(err, "%s: no rows", path);
+    }
+    mark_duplicates(rows, n, path);
+    *rows_out = rows;
+    *n_out = n;
+    return 0;
+}
+
+// ---- avt embed ----
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// A name two of the n carry, or NULL.
+static const char *duplicate(char *const *names, size_t n) {
+    char **sorted = malloc_check(n * sizeof *sorted);
+    memcpy(sorted, names, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_str);
+    const char *dup = NULL;
+    for (size_t i = 1; i < n && !dup; i++)
+        if (strcmp(sorted[i - 1], sorted[i]) == 0) dup = sorted[i];
+    free(sorted);
+    return dup;
+}
+
+// The file name of path without its extension.
+static char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    char *b = corpus_printf("%s", s ? s + 1 : path);
+    char *dot = strrchr(b, '.');
+    if (dot && dot != b) *dot = '\0';
+    return b;
+}
+
+void embed_pairs_free(EmbedPair *pairs, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(pairs[i].audio);
+        free(pairs[i].video);
+        free(pairs[i].name);
+    }
+    free(pairs);
+}
+
+// One line of the pairs list into p, or -1 (err set). Returns 1 for a header line.
+static int pair_line(char *s, EmbedPair *p, int first, const char *path, long lineno, AvtErr *err) {
+    char *fields[4] = {0};
+    int nf = 0;
+    for (char *tok = s; tok && nf < 4; nf++) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = '\0';
+        fields[nf] = trim(tok);
+        tok = comma ? comma + 1 : NULL;
+    }
+    if (first && strcmp(fields[0], "audio") == 0 &&
+        ((nf == 2 && strcmp(fields[1], "video") == 0) || (nf == 3 && strcmp(fields[2], "name") == 0)))
+        return 1;
+    if (nf < 2 || nf > 3 || !*fields[0] || !*fields[1] || (nf == 3 && !*fields[2]))
+        return avt_err_set(err, "%s:%ld: expected 'audio,video[,name]'", path, lineno);
+    if (nf == 3 && (strchr(fields[2], '/') || strcmp(fields[2], "..") == 0 || strcmp(fields[2], ".") == 0))
+        return avt_err_set(err, "%s:%ld: name '%s' must be a plain file name", path, lineno, fields[2]);
+    p->audio = corpus_printf("%s", fields[0]);
+    p->video = corpus_printf("%s", fields[1]);
+    p->name = nf == 3 ? corpus_printf("%s", fields[2]) : base_name(fields[0]);
+    return 0;
+}
+
+int embed_pairs_read(const char *path, EmbedPair **pairs_out, size_t *n_out, AvtErr *err) {
+    *pairs_out = NULL;
+    *n_out = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return avt_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    EmbedPair *p = NULL;
+    size_t n = 0, cap = 0, len = 0;
+    long lineno = 0;
+    int rc = 0;
+    char *line = NULL;
+    while (rc == 0 && getline(&line, &len, f) != -1) {
+        lineno++;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#') continue;
+        p = grow(p, n, &cap, sizeof *p, path);
+        rc = pair_line(s, &p[n], n == 0, path, lineno, err);
+        if (rc == 0) n++;
+        else if (rc == 1) rc = 0;
+    }
+    if (rc == 0 && ferror(f)) rc = avt_err_set(err, "%s: read error", path);
+    free(line);
+    fclose(f); // read-only: nothing to lose on close
+    if (rc == 0 && n == 0) rc = avt_err_set(err, "%s: no pairs listed", path);
+    if (rc == 0) {
+        char **names = malloc_check(n * sizeof *names);
+        for (size_t i = 0; i < n; i++) names[i] = p[i].name;
+        const char *dup = duplicate(names, n);
+        if (dup)
+            rc = avt_err_set(err, "%s: two pairs write '%s.npy' (give a third column with distinct names)", path, dup);
+        free(names);
+    }
+    if (rc) {
+        embed_pairs_free(p, n);
+        return -1;
+    }
+    *pairs_out = p;
+    *n_out = n;
+    return 0;
+}
+
+char **embed_store_names(const Store *s, const char *store_dir, AvtErr *err) {
+    size_t n = store_size(s);
+    char **names = malloc_check((n ? n : 1) * sizeof *names);
+    for (size_t i = 0; i < n; i++) {
+        names[i] = corpus_printf("%s", store_id(s, i));
+        for (char *q = names[i]; *q; q++)
+            if (*q == '/') *q = '_';
+    }
+    const char *dup = duplicate(names, n);
+    if (!dup) return names;
+    avt_err_set(err, "%s: two utterance ids give the file name '%s.npy'", store_dir, dup);
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return NULL;
+}
+
+typedef struct {
+    const char *path;
+    const Store *s;
+    char *const *names;
+} IndexCtx;
+
+static int index_write_fn(FILE *f, void *ctx, AvtErr *err) {
+    const IndexCtx *c = ctx;
+    fputs("file,id,speaker,steps\n", f);
+    for (size_t i = 0; i < store_size(c->s); i++) {
+        char file[STORE_ID_MAX + 8]; // a name is an id with '/' as '_'
+        snprintf(file, sizeof file, "%s.npy", c->names[i]);
+        corpus_csv_field(f, file);
+        fputc(',', f);
+        corpus_csv_field(f, store_id(c->s, i));
+        fputc(',', f);
+        corpus_csv_field(f, store_speaker_name(c->s, store_speaker(c->s, i)));
+        fprintf(f, ",%d\n", store_len(c->s, i));
+    }
+    return ferror(f) ? avt_err_set(err, "%s: write failed: %s", c->path, strerror(errno)) : 0;
+}
+
+int embed_index_write(const char *path, const Store *s, char *const *names, AvtErr *err) {
+    IndexCtx c = {path, s, names};
+    return avt_write_atomic(path, index_write_fn, &c, err);
+}
