@@ -57,6 +57,16 @@ void *calloc_check_at(size_t n, size_t bytes, const char *file, int line) {
     return p;
 }
 
+char *asprintf_check(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0) avt_fatal("out of memory formatting a string");
+    return s;
+}
+
 static const char *mode_name(const char *mode) {
     return mode[0] == 'r' ? (strchr(mode, '+') ? "for reading and writing" : "for reading")
                           : mode[0] == 'a' ? "for appending" : "for writing";

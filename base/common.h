@@ -39,6 +39,9 @@ void fread_check(void *ptr, size_t size, size_t n, FILE *f, const char *path);
 void fwrite_check(const void *ptr, size_t size, size_t n, FILE *f, const char *path);
 void fclose_check(FILE *f, const char *path);
 
+// A new string formatted like printf (free it); out of memory is fatal.
+char *asprintf_check(const char *fmt, ...) AVT_PRINTF(1, 2);
+
 #define malloc_check(bytes) malloc_check_at((bytes), __FILE__, __LINE__)
 #define calloc_check(n, bytes) calloc_check_at((n), (bytes), __FILE__, __LINE__)
 #define free_null(p) do { free(p); (p) = NULL; } while (0)

@@ -265,6 +265,14 @@ static Tensor *encoder(Graph *g, const AvtModel *m, int e, Tensor *x_in, Tensor 
     return op_layernorm(g, x, enc->ln_w, enc->ln_b);
 }
 
+// The heads (§2.10, §4) and the unused proj1/proj2 are the only tensors that avt_fuse does not read.
+int avt_param_in_fuse(const char *name) {
+    static const char *const outside[] = {"proj1.", "proj2.", "proj1_", "proj2_", "out_layer_", "head."};
+    for (size_t i = 0; i < sizeof outside / sizeof *outside; i++)
+        if (strncmp(name, outside[i], strlen(outside[i])) == 0) return 0;
+    return 1;
+}
+
 // §2.2: project, cross-attend both ways, fuse (V<-A first, then A<-V), self-attend at width 2d.
 Tensor *avt_fuse(Graph *g, const AvtModel *m, Tensor *x_a, Tensor *x_v) {
     if (m->params.data.be != g->be)

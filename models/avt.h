@@ -56,6 +56,9 @@ int avt_save(const AvtModel *m, const char *path, AvtErr *err);
 // ---- forward passes (build on the graph; the graph's training flag turns dropout on) ----
 // h_av (B, T, 2d): trans_mem over concat(V<-A, A<-V), after its final layer norm (extract_feature).
 Tensor *avt_fuse(Graph *g, const AvtModel *m, Tensor *x_a, Tensor *x_v);
+// 1 if the parameter named is read by avt_fuse (extract_feature); 0 for the pretraining and fine-tuning heads and
+// the unused proj1/proj2.
+int avt_param_in_fuse(const char *name);
 // Pretraining heads (§2.10) on every step of h (..., 2d): *out_a (..., d_a), *out_v (..., d_v).
 void avt_reconstruct(Graph *g, const AvtModel *m, Tensor *h, Tensor **out_a, Tensor **out_v);
 // Masked reconstruction loss (§3.3): L1(out_a[m], target_a[m]) + L1(out_v[m], target_v[m]).

@@ -138,13 +138,6 @@ const Backend *cli_backend(const char *device) {
     return be;
 }
 
-char *cli_trim(char *s) {
-    while (*s == ' ' || *s == '\t') s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) s[--n] = '\0';
-    return s;
-}
-
 void cli_make_dir(const char *dir) {
     struct stat sb;
     if (stat(dir, &sb) == 0) {

@@ -53,8 +53,6 @@ void progress_start(Progress *p, const char *what, long total);
 void progress_update(Progress *p, long done);
 void progress_end(Progress *p);
 double cli_now(void);
-// s without leading spaces/tabs and trailing spaces/tabs/CR/LF (cut in place).
-char *cli_trim(char *s);
 // Creates dir if missing; one line and exit if that fails or dir exists as something else.
 void cli_make_dir(const char *dir);
 

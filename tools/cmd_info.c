@@ -22,14 +22,6 @@ static void thousands(char *buf, size_t len, size_t x) {
     buf[o] = '\0';
 }
 
-// Tensors that extract_feature never touches: the reconstruction heads and the unused proj1/proj2.
-static int outside_feature_path(const char *name) {
-    static const char *prefix[] = {"proj1.", "proj2.", "proj1_", "proj2_", "out_layer_", "head."};
-    for (size_t i = 0; i < sizeof prefix / sizeof *prefix; i++)
-        if (strncmp(name, prefix[i], strlen(prefix[i])) == 0) return 1;
-    return 0;
-}
-
 static void print_info(const char *source, const AvtModel *m) {
     const ParamTable *pt = &m->params;
     const AvtConfig *c = &m->cfg;
@@ -39,7 +31,7 @@ static void print_info(const char *source, const AvtModel *m) {
         if (p->buffer) continue;
         if (strncmp(p->name, "head.", 5) == 0) head += p->t.size;
         else total += p->t.size;
-        if (!outside_feature_path(p->name)) feature += p->t.size;
+        if (avt_param_in_fuse(p->name)) feature += p->t.size;
     }
     char n1[32], n2[32], n3[32];
     thousands(n1, sizeof n1, total);

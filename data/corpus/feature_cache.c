@@ -42,7 +42,7 @@ int feature_cache_entry(char **entry, const char *dir, const char *rel, const ch
     size_t n = 0;
     if (stat_key(key, sizeof key, &n, media, err) || (wav && stat_key(key, sizeof key, &n, wav, err))) return -1;
     uint64_t h = fnv1a(fnv1a(1469598103934665603ull, rel, strlen(rel)), key, n); // FNV-1a 64 of rel, then key
-    *entry = corpus_printf("%s/%016llx.feat", dir, (unsigned long long)h);
+    *entry = asprintf_check("%s/%016llx.feat", dir, (unsigned long long)h);
     return 0;
 }
 

@@ -48,9 +48,9 @@ static int parse_voxceleb2(const char *rel, CorpusRow *r) {
     snprintf(buf, sizeof buf, "%s", rel);
     if (components(buf, c, 5) != 5 || strcmp(c[1], "mp4") != 0 || !(s = stem(c[4], ".mp4"))) return 0;
     if (!corpus_is_voxceleb2_id(c[2], strlen(c[2])))
-        r->bad = corpus_printf("'%s' is not a VoxCeleb2 identity directory (id + digits)", c[2]);
-    r->speaker = corpus_printf("%s", c[2]);
-    r->labels = corpus_printf("%s,%s", c[0], c[3]);
+        r->bad = asprintf_check("'%s' is not a VoxCeleb2 identity directory (id + digits)", c[2]);
+    r->speaker = asprintf_check("%s", c[2]);
+    r->labels = asprintf_check("%s,%s", c[0], c[3]);
     return 1;
 }
 
@@ -62,16 +62,16 @@ static int parse_cremad(const char *rel, CorpusRow *r) {
     if (components(buf, c, 2) != 2 || !(s = stem(c[1], ".flv"))) return 0;
     // ActorID_Sentence_Emotion_Level: 4 digits, 3 capitals, an emotion code, a level code
     if (strlen(s) != 15 || !is_digits(s, 4) || s[4] != '_' || s[8] != '_' || s[12] != '_') {
-        r->bad = corpus_printf("name is not ActorID_Sentence_Emotion_Level (e.g. 1001_DFA_ANG_XX)");
+        r->bad = asprintf_check("name is not ActorID_Sentence_Emotion_Level (e.g. 1001_DFA_ANG_XX)");
         return 1;
     }
     s[4] = s[8] = s[12] = '\0';
     if (!one_of(s + 9, emotions) || !one_of(s + 13, levels)) {
-        r->bad = corpus_printf("emotion '%s' or level '%s' is not a CREMA-D code", s + 9, s + 13);
+        r->bad = asprintf_check("emotion '%s' or level '%s' is not a CREMA-D code", s + 9, s + 13);
         return 1;
     }
-    r->speaker = corpus_printf("%s", s);
-    r->labels = corpus_printf("%s,%s,%s", s + 5, s + 9, s + 13);
+    r->speaker = asprintf_check("%s", s);
+    r->labels = asprintf_check("%s,%s,%s", s + 5, s + 9, s + 13);
     return 1;
 }
 
@@ -84,18 +84,18 @@ static int parse_ravdess(const char *rel, CorpusRow *r) {
     int f[7], len = 0;
     if (strlen(s) != 20 || sscanf(s, "%2d-%2d-%2d-%2d-%2d-%2d-%2d%n", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6],
                                   &len) != 7 || len != 20) {
-        r->bad = corpus_printf("name is not seven two-digit fields MM-VV-EE-II-SS-RR-AA");
+        r->bad = asprintf_check("name is not seven two-digit fields MM-VV-EE-II-SS-RR-AA");
         return 1;
     }
     if (f[0] != 1) return 0; // video-only (02) and audio-only (03) files: the full-AV file (01) holds both
     if (f[1] < 1 || f[1] > 2 || f[2] < 1 || f[2] > 8 || f[3] < 1 || f[3] > 2 || f[4] < 1 || f[4] > 2 || f[5] < 1 ||
         f[5] > 2) {
-        r->bad = corpus_printf("a field is out of RAVDESS's codes");
+        r->bad = asprintf_check("a field is out of RAVDESS's codes");
         return 1;
     }
-    if (strcmp(c[0] + 6, s + 18) != 0) r->bad = corpus_printf("actor %s is not the directory's", s + 18);
-    r->speaker = corpus_printf("%s", c[0]);
-    r->labels = corpus_printf("%s,%s,%s,%d,%d", f[1] == 1 ? "speech" : "song", emotions[f[2] - 1],
+    if (strcmp(c[0] + 6, s + 18) != 0) r->bad = asprintf_check("actor %s is not the directory's", s + 18);
+    r->speaker = asprintf_check("%s", c[0]);
+    r->labels = asprintf_check("%s,%s,%s,%d,%d", f[1] == 1 ? "speech" : "song", emotions[f[2] - 1],
                               f[3] == 1 ? "normal" : "strong", f[4], f[5]);
     return 1;
 }
@@ -108,11 +108,11 @@ static int parse_mspimprov(const char *rel, CorpusRow *r) {
     if (!(s = stem(base ? base + 1 : buf, ".avi")) || strncmp(s, "MSP-IMPROV-", 11) != 0) return 0;
     if (strlen(s) < 23 || s[11] != 'S' || !is_digits(s + 12, 2) || !strchr("AHSN", s[14]) || s[15] != '-' ||
         !strchr("FM", s[16]) || !is_digits(s + 17, 2) || s[19] != '-' || !strchr("PRST", s[20]) || s[21] != '-') {
-        r->bad = corpus_printf("name is not MSP-IMPROV-S<sentence><emotion>-<F|M><session>-<P|R|S|T>-<turn>");
+        r->bad = asprintf_check("name is not MSP-IMPROV-S<sentence><emotion>-<F|M><session>-<P|R|S|T>-<turn>");
         return 1;
     }
-    r->speaker = corpus_printf("%.3s", s + 16);
-    r->labels = corpus_printf("%.2s,%.2s,%c,%c,%s", s + 17, s + 12, s[14], s[20], s + 22);
+    r->speaker = asprintf_check("%.3s", s + 16);
+    r->labels = asprintf_check("%.2s,%.2s,%c,%c,%s", s + 17, s + 12, s[14], s[20], s + 22);
     return 1;
 }
 
@@ -130,7 +130,7 @@ static int cmp_rating(const void *a, const void *b) {
 }
 
 static int mspimprov_ratings(const char *root, CorpusRow *rows, size_t n, AvtErr *err) {
-    char *path = corpus_printf("%s/Evaluation.txt", root);
+    char *path = asprintf_check("%s/Evaluation.txt", root);
     FILE *f = fopen(path, "r");
     if (!f && errno != ENOENT) {
         avt_err_set(err, "%s: cannot open: %s", path, strerror(errno));
@@ -159,7 +159,7 @@ static int mspimprov_ratings(const char *root, CorpusRow *rows, size_t n, AvtErr
         const char *base = strrchr(rows[i].id, '/');
         snprintf(key.name, sizeof key.name, "%s", base ? base + 1 : rows[i].id);
         const Rating *hit = nr ? bsearch(&key, rt, nr, sizeof *rt, cmp_rating) : NULL;
-        char *labels = corpus_printf("%s,%s", rows[i].labels, hit ? hit->fields : ",,,");
+        char *labels = asprintf_check("%s,%s", rows[i].labels, hit ? hit->fields : ",,,");
         free(rows[i].labels);
         rows[i].labels = labels;
     }
@@ -205,7 +205,7 @@ typedef struct {
 // Every regular file under root/rel (symbolic links followed, dot files passed over), as paths relative to root.
 // A directory that does not exist is a split or folder this copy of the dataset lacks, unless it is root itself.
 static int walk(const char *root, const char *rel, Paths *p, AvtErr *err) {
-    char *dir = *rel ? corpus_printf("%s/%s", root, rel) : corpus_printf("%s", root);
+    char *dir = *rel ? asprintf_check("%s/%s", root, rel) : asprintf_check("%s", root);
     DIR *d = opendir(dir);
     if (!d) {
         int rc = errno != ENOENT || !*rel ? avt_err_set(err, "%s: cannot open: %s", dir, strerror(errno)) : 0;
@@ -215,8 +215,8 @@ static int walk(const char *root, const char *rel, Paths *p, AvtErr *err) {
     int rc = 0;
     for (struct dirent *e; rc == 0 && (e = readdir(d)) != NULL;) {
         if (e->d_name[0] == '.') continue;
-        char *sub = *rel ? corpus_printf("%s/%s", rel, e->d_name) : corpus_printf("%s", e->d_name);
-        char *full = corpus_printf("%s/%s", root, sub);
+        char *sub = *rel ? asprintf_check("%s/%s", rel, e->d_name) : asprintf_check("%s", e->d_name);
+        char *full = asprintf_check("%s/%s", root, sub);
         struct stat st;
         int ok = stat(full, &st) == 0;
         if (ok && S_ISDIR(st.st_mode)) {
@@ -241,22 +241,22 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 // The row of root/rel, a file of the layout (its parser has run on r).
 static void finish_row(const Layout *L, const char *root, const char *rel, CorpusRow *r) {
-    r->audio = corpus_printf("%s/%s", root, rel);
+    r->audio = asprintf_check("%s/%s", root, rel);
     r->id = corpus_id(rel);
     if (L->wav_dir) { // the original recording beats the media's lossy copy
         const char *base = strrchr(r->id, '/');
-        char *wav = *L->wav_dir ? corpus_printf("%s/%s/%s.wav", root, L->wav_dir, base ? base + 1 : r->id)
-                                : corpus_printf("%s/%s.wav", root, r->id);
+        char *wav = *L->wav_dir ? asprintf_check("%s/%s/%s.wav", root, L->wav_dir, base ? base + 1 : r->id)
+                                : asprintf_check("%s/%s.wav", root, r->id);
         struct stat st;
         if (stat(wav, &st) == 0) r->wav = wav;
         else free(wav);
     }
-    if (!r->speaker) r->speaker = corpus_printf("%s", "");
-    if (!r->labels) r->labels = corpus_printf("%s", "");
+    if (!r->speaker) r->speaker = asprintf_check("%s", "");
+    if (!r->labels) r->labels = asprintf_check("%s", "");
     if (!r->bad && strlen(r->id) > STORE_ID_MAX)
-        r->bad = corpus_printf("utterance id is longer than %d bytes", STORE_ID_MAX);
+        r->bad = asprintf_check("utterance id is longer than %d bytes", STORE_ID_MAX);
     if (r->bad) {
-        char *bad = corpus_printf("%s: %s", r->audio, r->bad);
+        char *bad = asprintf_check("%s: %s", r->audio, r->bad);
         free(r->bad);
         r->bad = bad;
     }

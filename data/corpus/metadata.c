@@ -1,19 +1,8 @@
 #include "data/corpus/metadata.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-char *corpus_printf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char *s;
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    if (n < 0) avt_fatal("out of memory");
-    return s;
-}
 
 void corpus_rows_free(CorpusRow *rows, size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -35,7 +24,7 @@ char *corpus_id(const char *path) {
         else if (s[0] == '.' && s[1] == '/') s += 2;
         else break;
     }
-    char *id = corpus_printf("%s", s);
+    char *id = asprintf_check("%s", s);
     char *slash = strrchr(id, '/'), *dot = strrchr(id, '.');
     if (dot && dot > (slash ? slash + 1 : id)) *dot = '\0';
     return id;
@@ -95,14 +84,14 @@ static char *speaker_of(const char *audio_field, const char *resolved) {
     for (const char *c = audio_field; *c;) {
         const char *e = strchr(c, '/');
         size_t len = e ? (size_t)(e - c) : strlen(c);
-        if (e && corpus_is_voxceleb2_id(c, len)) return corpus_printf("%.*s", (int)len, c); // not the file name
+        if (e && corpus_is_voxceleb2_id(c, len)) return asprintf_check("%.*s", (int)len, c); // not the file name
         c = e ? e + 1 : c + len;
     }
     const char *file = strrchr(resolved, '/');
-    if (!file) return corpus_printf(".");
+    if (!file) return asprintf_check(".");
     const char *dir = file;
     while (dir > resolved && dir[-1] != '/') dir--;
-    return dir == file ? corpus_printf("/") : corpus_printf("%.*s", (int)(file - dir), dir);
+    return dir == file ? asprintf_check("/") : asprintf_check("%.*s", (int)(file - dir), dir);
 }
 
 static int cmp_row_id(const void *a, const void *b) {
@@ -119,7 +108,7 @@ static void mark_duplicates(CorpusRow *rows, size_t n, const char *path) {
     for (size_t i = 1; i < n; i++) {
         CorpusRow *a = by_id[i - 1], *b = by_id[i];
         if (*b->id && !b->bad && strcmp(a->id, b->id) == 0)
-            b->bad = corpus_printf("%s:%ld: duplicate utterance id '%s' (first on line %ld)", path, b->line, b->id,
+            b->bad = asprintf_check("%s:%ld: duplicate utterance id '%s' (first on line %ld)", path, b->line, b->id,
                                    a->line);
     }
     free(by_id);
@@ -152,16 +141,16 @@ int metadata_read(const char *path, CorpusRow **rows_out, size_t *n_out, AvtErr 
         memset(r, 0, sizeof *r);
         r->line = lineno;
         if (!*audio || !*video) {
-            r->bad = corpus_printf("%s:%ld: expected 'audio_csv,openface_csv[,seq_len[,masking_list]]'", path, lineno);
-            r->id = corpus_printf("%s", "");
+            r->bad = asprintf_check("%s:%ld: expected 'audio_csv,openface_csv[,seq_len[,masking_list]]'", path, lineno);
+            r->id = asprintf_check("%s", "");
             continue;
         }
-        r->audio = audio[0] == '/' ? corpus_printf("%s", audio) : corpus_printf("%.*s%s", dir_len, path, audio);
-        r->video = video[0] == '/' ? corpus_printf("%s", video) : corpus_printf("%.*s%s", dir_len, path, video);
+        r->audio = audio[0] == '/' ? asprintf_check("%s", audio) : asprintf_check("%.*s%s", dir_len, path, audio);
+        r->video = video[0] == '/' ? asprintf_check("%s", video) : asprintf_check("%.*s%s", dir_len, path, video);
         r->id = corpus_id(audio);
         r->speaker = speaker_of(audio, r->audio);
         if (strlen(r->id) > STORE_ID_MAX)
-            r->bad = corpus_printf("%s:%ld: utterance id '%.60s...' is longer than %d bytes", path, lineno, r->id,
+            r->bad = asprintf_check("%s:%ld: utterance id '%.60s...' is longer than %d bytes", path, lineno, r->id,
                                    STORE_ID_MAX);
     }
     int read_failed = ferror(f);
@@ -196,7 +185,7 @@ static const char *duplicate(char *const *names, size_t n) {
 // The file name of path without its extension.
 static char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
-    char *b = corpus_printf("%s", s ? s + 1 : path);
+    char *b = asprintf_check("%s", s ? s + 1 : path);
     char *dot = strrchr(b, '.');
     if (dot && dot != b) *dot = '\0';
     return b;
@@ -228,9 +217,9 @@ static int pair_line(char *s, EmbedPair *p, int first, const char *path, long li
         return avt_err_set(err, "%s:%ld: expected 'audio,video[,name]'", path, lineno);
     if (nf == 3 && (strchr(fields[2], '/') || strcmp(fields[2], "..") == 0 || strcmp(fields[2], ".") == 0))
         return avt_err_set(err, "%s:%ld: name '%s' must be a plain file name", path, lineno, fields[2]);
-    p->audio = corpus_printf("%s", fields[0]);
-    p->video = corpus_printf("%s", fields[1]);
-    p->name = nf == 3 ? corpus_printf("%s", fields[2]) : base_name(fields[0]);
+    p->audio = asprintf_check("%s", fields[0]);
+    p->video = asprintf_check("%s", fields[1]);
+    p->name = nf == 3 ? asprintf_check("%s", fields[2]) : base_name(fields[0]);
     return 0;
 }
 
@@ -278,7 +267,7 @@ char **embed_store_names(const Store *s, const char *store_dir, AvtErr *err) {
     size_t n = store_size(s);
     char **names = malloc_check((n ? n : 1) * sizeof *names);
     for (size_t i = 0; i < n; i++) {
-        names[i] = corpus_printf("%s", store_id(s, i));
+        names[i] = asprintf_check("%s", store_id(s, i));
         for (char *q = names[i]; *q; q++)
             if (*q == '/') *q = '_';
     }

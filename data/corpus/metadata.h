@@ -28,8 +28,6 @@ char *corpus_id(const char *path);
 int corpus_is_voxceleb2_id(const char *s, size_t len);
 // s as a CSV field: quoted (quotes doubled) when it holds a comma, a quote or a line break.
 void corpus_csv_field(FILE *f, const char *s);
-// A formatted string, malloc'd (out of memory exits).
-char *corpus_printf(const char *fmt, ...) AVT_PRINTF(1, 2);
 
 // The paper's metadata rows: audio_csv,openface_csv[,seq_len[,masking_list]] (seq_len and masking_list ignored:
 // pretraining crops and masks on the fly). Blank lines and lines starting with '#' are passed over; a first row

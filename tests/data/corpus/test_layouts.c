@@ -209,7 +209,7 @@ Test(layouts, labels_csv) {
     cr_assert_eq(n, 3);
     rows[0].stored = rows[2].stored = 1;
     free(rows[2].speaker);
-    rows[2].speaker = corpus_printf("a,b");
+    rows[2].speaker = asprintf_check("a,b");
     const char *p = test_path("labels.csv");
     cr_assert_eq(layout_write_labels(L, p, rows, n, &err), 0, "%s", err.msg);
     char got[512] = "";
