@@ -201,7 +201,7 @@ static int embed_store(Embedder *e, const char *data, const char *dir, int seque
     char **names = embed_store_names(st, data, &err);
     if (!names) avt_die("%s", err.msg);
     cli_make_dir(dir);
-    char *index_path = corpus_printf("%s/index.csv", dir);
+    char *index_path = asprintf_check("%s/index.csv", dir);
     if (embed_index_write(index_path, st, names, &err)) avt_die("%s", err.msg);
     Source src = {(int)n, (const char *const *)names, "utterances", read_store_item, st};
     int rc = embed_many(e, &src, dir, sequence, batch);

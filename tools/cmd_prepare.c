@@ -74,7 +74,7 @@ typedef struct {
 static void load_row(Slot *o, const Job *j, const CorpusRow *r) {
     memset(o, 0, sizeof *o);
     if (r->bad) {
-        o->why = corpus_printf("%s", r->bad);
+        o->why = asprintf_check("%s", r->bad);
         return;
     }
     AvtErr err, val;
@@ -88,7 +88,7 @@ static void load_row(Slot *o, const Job *j, const CorpusRow *r) {
     if (rc) {
         features_free(&o->a);
         features_free(&o->v);
-        o->why = j->cascade ? corpus_printf("%s", err.msg) : corpus_printf("%s:%ld: %s", j->src, r->line, err.msg);
+        o->why = j->cascade ? asprintf_check("%s", err.msg) : asprintf_check("%s:%ld: %s", j->src, r->line, err.msg);
     }
 }
 
@@ -108,7 +108,7 @@ static int prepare(const Job *j, CorpusRow *rows, size_t n, const char *dir, int
     StoreWriter *w;
     AvtErr err;
     if (store_writer_open(&w, dir, j->dtype, j->d_a, j->d_v, shard_size, &err)) avt_die("%s", err.msg);
-    char *skipped_path = corpus_printf("%s/skipped.txt", dir), *labels_path = corpus_printf("%s/labels.csv", dir);
+    char *skipped_path = asprintf_check("%s/skipped.txt", dir), *labels_path = asprintf_check("%s/labels.csv", dir);
     // Neither may outlive the store they describe.
     if (remove(skipped_path) != 0 && errno != ENOENT) avt_die("%s: cannot remove: %s", skipped_path, strerror(errno));
     if (remove(labels_path) != 0 && errno != ENOENT) avt_die("%s: cannot remove: %s", labels_path, strerror(errno));
@@ -226,7 +226,7 @@ int cmd_prepare(int argc, char **argv) {
         if (layout_read(L, root, &rows, &n, &err)) avt_die("%s", err.msg);
         Cascade cascade;
         if (cascade_load(&cascade, xml, &err)) avt_die("%s", err.msg);
-        char *cache = corpus_printf("%s/.cache", out);
+        char *cache = asprintf_check("%s/.cache", out);
         Job j = {root, "files", &cascade, cache, L, dtype, FBANK_STEP_DIM, FACE_D};
         rc = prepare(&j, rows, n, out, shard_size);
         free(cache);
