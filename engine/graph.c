@@ -119,6 +119,10 @@ void *graph_scratch(Graph *g, size_t bytes) { return arena_alloc(&g->host, bytes
 
 Tensor *graph_view(Graph *g, float *data, int ndim, const int *shape) {
     if (g->n_tensors == g->max_tensors) avt_fatal("graph: more than %d tensors in one step", g->max_tensors);
+    // t->shape holds TENSOR_MAX_DIMS. The check also gives the compiler the bound: without it gcc 12 -O3 with
+    // AVX-512 cannot see tensor_numel's loop stay inside a caller's shape[TENSOR_MAX_DIMS] (-Wmaybe-uninitialized).
+    if (ndim < 1 || ndim > TENSOR_MAX_DIMS)
+        avt_fatal("graph: a tensor of %d dimensions (1 to %d)", ndim, TENSOR_MAX_DIMS);
     Tensor *t = &g->tensors[g->n_tensors++];
     memset(t, 0, sizeof *t);
     t->ndim = ndim;

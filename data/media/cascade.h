@@ -4,8 +4,9 @@
 //   LBP features  (lbpcascade_frontalface_improved.xml, lbpcascade_frontalface.xml): 3x3 cells, 256-bit subsets
 //   Haar features (haarcascade_frontalface_default.xml): up to 3 weighted upright rectangles, variance-normalised.
 // Tree cascades (haarcascade_frontalface_alt2.xml) and tilted Haar features are refused at load time.
+// cascade_xml.c reads the XML (cascade_load, cascade_free); cascade.c detects.
 //
-// cascade_detect follows cv::CascadeClassifier::detectMultiScale of OpenCV 4 (docs/data-notes.md §6.3): a pyramid
+// cascade_detect follows cv::CascadeClassifier::detectMultiScale of OpenCV 4 (docs/data.md §6.3): a pyramid
 // of bilinear downscales (bit-exact with cv::resize INTER_LINEAR_EXACT on 8-bit images, as OpenCV 4 builds it),
 // factor 1, s, s^2, ... until the scaled image is smaller than the window; scan step 2 px at factor <= 2, else 1 px,
 // one extra step after a window
@@ -38,7 +39,6 @@ typedef struct {
     int min_size;         // skip windows smaller than this (px, 0 = none)
     int max_size;         // skip windows larger than this (px, 0 = image size)
     int step;             // scan step in the scaled image (px); 0 = OpenCV's: 2 at factor < 2, else 1
-    int scalar;           // 1: LBP windows one at a time, the reference of the AVX2 path (eight at a time; tests)
 } CascadeParams;
 
 typedef struct {
@@ -46,7 +46,8 @@ typedef struct {
     int neighbors;        // raw windows in the cluster (a confidence)
 } FaceBox;
 
-// OpenCV defaults: 1.1, 3, 0, 0 (and its step rule); the AVX2 path where the build has it.
+// OpenCV defaults: 1.1, 3, 0, 0 (and its step rule). LBP windows are evaluated eight at a time with AVX2 where the
+// CPU has it, else one at a time, with the same result (base/cpu.h).
 CascadeParams cascade_default_params(void);
 // 0, or -1 with one line in err naming the file (missing, truncated or malformed XML, not a supported cascade).
 int cascade_load(Cascade *c, const char *xml_path, AvtErr *err);

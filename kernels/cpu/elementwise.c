@@ -7,7 +7,8 @@
 #include "kernels/cpu/kernels.h"
 
 #include <string.h>
-#ifdef __AVX2__
+#include "base/cpu.h"
+#ifdef AVT_X86
 #include <immintrin.h>
 #endif
 #ifdef _OPENMP
@@ -68,18 +69,32 @@ void concat_backward(float *da, float *db, const float *dout, size_t N, int C1, 
 #define PHILOX_LANES 8
 
 // Philox4x32-10 of counters (blk0 + l, site, step), l < 8, bit-identical to philox4x32_10 lane by lane.
-#ifdef __AVX2__
+typedef void PhiloxX8(uint32_t out[4][PHILOX_LANES], uint64_t blk0, DropoutKey key);
+
+static void philox_x8_generic(uint32_t out[4][PHILOX_LANES], uint64_t blk0, DropoutKey key) {
+    for (int l = 0; l < PHILOX_LANES; l++) {
+        uint64_t blk = blk0 + (uint64_t)l;
+        Philox4 c = {{(uint32_t)blk, (uint32_t)(blk >> 32), key.site, key.step}};
+        Philox4 r = philox4x32_10(c, (uint32_t)key.seed, (uint32_t)(key.seed >> 32));
+        for (int w = 0; w < 4; w++) out[w][l] = r.v[w];
+    }
+}
+
+#ifdef AVT_X86
 // (hi, lo) of a * m per 32-bit lane: vpmuludq multiplies the even lanes, so run it on a and on a >> 32.
-static inline void mulhilo8(__m256i a, __m256i m, __m256i *hi, __m256i *lo) {
+static inline AVT_TARGET_AVX2 void mulhilo8(__m256i a, __m256i m, __m256i *hi, __m256i *lo) {
     __m256i pe = _mm256_mul_epu32(a, m), po = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
     *lo = _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
     *hi = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
 }
 
-static void philox_x8(uint32_t out[4][PHILOX_LANES], uint64_t blk0, DropoutKey key) {
-    uint32_t lo[PHILOX_LANES], hi[PHILOX_LANES];
-    for (int l = 0; l < PHILOX_LANES; l++) lo[l] = (uint32_t)(blk0 + (uint64_t)l), hi[l] = (uint32_t)((blk0 + (uint64_t)l) >> 32);
-    __m256i c0 = _mm256_loadu_si256((const __m256i *)lo), c1 = _mm256_loadu_si256((const __m256i *)hi);
+static AVT_TARGET_AVX2 void philox_x8_avx2(uint32_t out[4][PHILOX_LANES], uint64_t blk0, DropoutKey key) {
+    // The counters blk0 + l, built in registers (through memory they stall on store forwarding): low words, and
+    // high words plus one where the low word wrapped (wrapped = -1 there: an unsigned compare via the sign flip).
+    const __m256i base = _mm256_set1_epi32((int)(uint32_t)blk0), sign = _mm256_set1_epi32(INT32_MIN);
+    __m256i c0 = _mm256_add_epi32(base, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i wrapped = _mm256_cmpgt_epi32(_mm256_xor_si256(base, sign), _mm256_xor_si256(c0, sign));
+    __m256i c1 = _mm256_sub_epi32(_mm256_set1_epi32((int)(uint32_t)(blk0 >> 32)), wrapped);
     __m256i c2 = _mm256_set1_epi32((int)key.site), c3 = _mm256_set1_epi32((int)key.step);
     const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
     uint32_t k0 = (uint32_t)key.seed, k1 = (uint32_t)(key.seed >> 32);
@@ -98,25 +113,12 @@ static void philox_x8(uint32_t out[4][PHILOX_LANES], uint64_t blk0, DropoutKey k
     _mm256_storeu_si256((__m256i *)out[2], c2);
     _mm256_storeu_si256((__m256i *)out[3], c3);
 }
-#else
-static void philox_x8(uint32_t out[4][PHILOX_LANES], uint64_t blk0, DropoutKey key) {
-    for (int l = 0; l < PHILOX_LANES; l++) {
-        uint64_t blk = blk0 + (uint64_t)l;
-        Philox4 c = {{(uint32_t)blk, (uint32_t)(blk >> 32), key.site, key.step}};
-        Philox4 r = philox4x32_10(c, (uint32_t)key.seed, (uint32_t)(key.seed >> 32));
-        for (int w = 0; w < 4; w++) out[w][l] = r.v[w];
-    }
-}
 #endif
 
-void dropout_scales(float *m, DropoutKey drop, size_t base, size_t n) {
-    // m (n)
-    if (drop.p <= 0.0f) {
-        for (size_t j = 0; j < n; j++) m[j] = 1.0f;
-        return;
-    }
+// dropout_scales past its p == 0 case and offset, for one way of drawing eight blocks. Inlined into the generic and
+// the AVX2 entry points below, so the AVX2 one is compiled whole for AVX2 (its Philox rounds inlined, not called).
+static AVT_ALWAYS_INLINE void scales_with(PhiloxX8 *philox_x8, float *m, DropoutKey drop, size_t base, size_t n) {
     const float keep = 1.0f / (1.0f - drop.p);
-    base += drop.offset;
     size_t j = 0;
     while (j < n) {
         uint64_t blk0 = (uint64_t)(base + j) >> 2;
@@ -130,6 +132,32 @@ void dropout_scales(float *m, DropoutKey drop, size_t base, size_t n) {
             m[j + k] = (float)(words[off + k] >> 8) * (1.0f / 16777216.0f) >= drop.p ? keep : 0.0f;
         j += cnt;
     }
+}
+
+static void scales_generic(float *m, DropoutKey drop, size_t base, size_t n) {
+    scales_with(philox_x8_generic, m, drop, base, n);
+}
+
+#ifdef AVT_X86
+static AVT_TARGET_AVX2 void scales_avx2(float *m, DropoutKey drop, size_t base, size_t n) {
+    scales_with(philox_x8_avx2, m, drop, base, n);
+}
+#endif
+
+void dropout_scales(float *m, DropoutKey drop, size_t base, size_t n) {
+    // m (n)
+    if (drop.p <= 0.0f) {
+        for (size_t j = 0; j < n; j++) m[j] = 1.0f;
+        return;
+    }
+    base += drop.offset;
+#ifdef AVT_X86
+    if (avt_cpu_avx2()) { // the CPU's choice, or AVT_CPU=generic (base/cpu.h)
+        scales_avx2(m, drop, base, n);
+        return;
+    }
+#endif
+    scales_generic(m, drop, base, n);
 }
 
 #define DROPOUT_CHUNK 1024 // elements per task: the multipliers live on the stack

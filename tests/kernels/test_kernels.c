@@ -12,6 +12,7 @@
 #endif
 
 #include "kernels/cpu/kernels.h"
+#include "base/cpu.h"
 #include "base/philox.h"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -613,6 +614,42 @@ Test(kernels, dropout_keys_and_identity) {
     dropout_forward(y1, y1, a, n);
     for (size_t i = 0; i < n; i++) cr_assert(y1[i] == x[i] * dropout_scale(a, i), "in-place dropout element %zu", i);
     free(x), free(y1), free(y2), free(y3);
+}
+
+// The AVX2 Philox rounds (eight blocks per instruction stream) and the generic ones give the same multipliers, bit
+// for bit, both equal to dropout_scale: both paths in this process, chosen as a portable build chooses them at run
+// time (base/cpu.h). Starts off the block of 4 and the group of 32, lengths with partial groups, keys with both
+// seed words set, and an offset whose blocks cross 2^32 (the counter's high word).
+Test(kernels, dropout_avx2_equals_generic) {
+    if (!avt_cpu_avx2()) cr_skip_test("no AVX2 on this CPU (or AVT_CPU=generic): one path only");
+    enum { N = 1000 };
+    const DropoutKey keys[] = {
+        {.seed = 0x243f6a8885a308d3ull, .step = 7, .site = 3, .p = 0.3f},
+        {.seed = 1, .step = 0xffffffffu, .site = 0xfffffffeu, .p = 0.5f, .offset = ((uint64_t)1 << 34) - 37},
+    };
+    const size_t bases[] = {0, 1, 3, 31, 33, 1000003}, lens[] = {1, 7, 32, 33, N};
+    float *a = falloc(N), *b = falloc(N);
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+        for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++)
+            for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+                avt_cpu_force_generic(0);
+                dropout_scales(a, keys[k], bases[i], lens[l]);
+                avt_cpu_force_generic(1);
+                dropout_scales(b, keys[k], bases[i], lens[l]);
+                cr_assert(memcmp(a, b, lens[l] * sizeof(float)) == 0, "key %zu base %zu n %zu: AVX2 and generic differ",
+                          k, bases[i], lens[l]);
+                for (size_t j = 0; j < lens[l]; j++)
+                    cr_assert(a[j] == dropout_scale(keys[k], bases[i] + j), "key %zu base %zu n %zu element %zu", k,
+                              bases[i], lens[l], j);
+            }
+    // the environment's way to the generic path (a node to compare with)
+    cr_assert_eq(setenv("AVT_CPU", "generic", 1), 0);
+    avt_cpu_force_generic(0);
+    cr_assert(!avt_cpu_avx2(), "AVT_CPU=generic not honoured");
+    cr_assert_eq(unsetenv("AVT_CPU"), 0);
+    avt_cpu_force_generic(0);
+    cr_assert(avt_cpu_avx2());
+    free(a), free(b);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
