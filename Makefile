@@ -54,12 +54,14 @@ endef
 # Target CPU. ARCH=native (default): -march=native when the compiler takes it, for the machine that builds.
 # ARCH=portable: x86-64-v2 (SSE4.2, POPCNT) on x86-64, the compiler's default elsewhere; the AVX2 code paths (Philox
 # dropout, the LBP cascade) are still compiled and chosen at run time when the CPU has AVX2, so one binary runs on
-# every node of a cluster.
+# every node of a cluster. A -march in CFLAGS wins over both.
 ARCH ?= native
 define EMPTY_PROG
 int main(void) { return 0; }
 endef
-ifeq ($(ARCH),native)
+ifneq ($(filter -march=%,$(CFLAGS)),)
+  $(info [avt] ARCH .............. $(filter -march=%,$(CFLAGS)) from CFLAGS)
+else ifeq ($(ARCH),native)
   ifeq ($(call probe,EMPTY_PROG,-march=native),yes)
     ARCH_FLAGS := -march=native
   endif

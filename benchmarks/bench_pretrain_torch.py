@@ -4,7 +4,7 @@ usage: bench_pretrain_torch.py METADATA.csv [--config base] [--batch 64] [--seq 
 
 As the authors' code does: every utterance of the metadata (audio CSV, OpenFace CSV) is loaded into RAM as float16
 first (not timed); then each step takes the next batch of a shuffled order, truncates and right-pads it to --seq
-steps, masks it as model-spec §3.2 (numpy), runs the twin (tests/reference/avt_ref.py, torch dropout), takes the L1
+steps, masks it as docs/model.md §3.2 (numpy), runs the twin (tests/reference/avt_ref.py, torch dropout), takes the L1
 loss on the masked steps of both modalities, backward, clip_grad_norm_(1.0), and BertAdam
 (tests/reference/bertadam_ref.py) with the warmup_linear schedule. After one warm-up step, --steps steps are timed.
 Prints one line:  torch_step_ms <median ms> <utterances per second at the median>
@@ -65,7 +65,7 @@ def load_corpus(metadata):
 
 
 def masked_batch(data, idx, T, rng):
-    """Inputs, targets and the mask of one batch (model-spec §3.2)."""
+    """Inputs, targets and the mask of one batch (docs/model.md §3.2)."""
     B = len(idx)
     tgt_a = np.zeros((B, T, 512), np.float32)
     tgt_v = np.zeros((B, T, 17), np.float32)

@@ -3,7 +3,7 @@
 usage: bench_torch.py [--config base] [--batch 64] [--steps N] [--threads K] [--seq 100]
                       [--dropout torch|philox] [--warmup 1] [--verbose]
 
-One step = forward of the pretraining objective (masked L1 on both heads, spec 3.3) + backward, dropout on, no
+One step = forward of the pretraining objective (masked L1 on both heads, docs/model.md §3.3) + backward, dropout on, no
 optimizer. Inputs: random features right-padded per sample, masked once with the spec's 5 % x 3-step spans
 (80/10/10); the same batch is reused every step. After --warmup steps, N steps are timed with
 torch.set_num_threads(K). Prints one line on stdout:  torch_step_ms <median> <mean>

@@ -1,4 +1,4 @@
-// BertAdam (model-spec §3.4) pieces shared by the CPU and CUDA optimiser kernels, so both clip with one formula.
+// BertAdam (docs/model.md §3.4) pieces shared by the CPU and CUDA optimiser kernels, so both clip with one formula.
 #ifndef AVT_OPTIM_H
 #define AVT_OPTIM_H
 

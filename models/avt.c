@@ -1,4 +1,4 @@
-// CrossAttentionAVTransformer: the equations of shared/docs/model-spec.md §2, one function per box of the paper.
+// CrossAttentionAVTransformer: the equations of docs/model.md §2, one function per box of the paper.
 #include "models/avt.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-// CrossAttentionAVTransformer (Tran & Soleymani, ICASSP 2022), as specified in shared/docs/model-spec.md §2.
+// CrossAttentionAVTransformer (Tran & Soleymani, ICASSP 2022), as specified in docs/model.md §2.
 // Batch-first throughout: x_a (B, T, d_a), x_v (B, T, d_v), h_av (B, T, 2d).
 #ifndef AVT_MODEL_H
 #define AVT_MODEL_H
@@ -46,7 +46,7 @@ typedef struct {
     AvtLinear head1, head2;          // fine-tuning head 2d -> 16 -> n_out (when n_out > 0)
 } AvtModel;
 
-// Validates cfg (one-line error, exit 1 on nonsense), builds the parameter table and initialises it (spec §2.9).
+// Validates cfg (one-line error, exit 1 on nonsense), builds the parameter table and initialises it (docs/model.md §2.9).
 void avt_init(AvtModel *m, AvtConfig cfg, uint64_t seed);
 void avt_free(AvtModel *m);
 // Build the model described by a checkpoint's metadata and shapes, and load it strictly. -1 with err on failure.

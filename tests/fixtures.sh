@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds real-media test fixtures with the ffmpeg program at test time (nothing is committed): a real face still
 # (Debian's facedetect examples) and real speech (pocketsphinx-testdata, 16 kHz mono), muxed like CREMA-D and
-# VoxCeleb2 clips (data-notes §8.1), plus damaged variants for the error paths.
+# VoxCeleb2 clips (docs/data.md §8.1), plus damaged variants for the error paths.
 #
 #   tests/fixtures.sh OUT            the fixtures under OUT (tests/data/media/test_media.c runs this once per suite)
 #   tests/fixtures.sh --fuzz-seeds OUT   tiny clips as a libFuzzer seed corpus (make fuzz-media)
@@ -18,8 +18,8 @@
 # OUT/bad/not_media.mp4     plain text
 # OUT/bad/zero_duration.wav a WAV header and no samples
 # OUT/bad/header_only.flv   the FLV cut before its first packet (header and onMetaData only)
-# OUT/bad/1076_MTI_SAD_XX.flv   like that CREMA-D clip (data-notes §2.3): 0.3 s of flv1 video, no audio
-# OUT/bad/1076_MTI_NEU_XX.flv   like that CREMA-D clip (data-notes §2.3), a video cut short: the FLV's first 3,000
+# OUT/bad/1076_MTI_SAD_XX.flv   like that CREMA-D clip (docs/data.md §2.3): 0.3 s of flv1 video, no audio
+# OUT/bad/1076_MTI_NEU_XX.flv   like that CREMA-D clip (docs/data.md §2.3), a video cut short: the FLV's first 3,000
 #                               bytes (one damaged frame at 0.025 s) ...
 # OUT/bad/1076_MTI_NEU_XX.wav   ... and its complete 2.99 s WAV
 # Needs ffmpeg (with libx264, libmp3lame and the native aac encoder: Debian's has them), pocketsphinx-testdata and

@@ -1,4 +1,4 @@
-// avt init: a freshly initialised model (spec §2.9) written as a safetensors checkpoint.
+// avt init: a freshly initialised model (docs/model.md §2.9) written as a safetensors checkpoint.
 #include <stdio.h>
 #include "tools/cli.h"
 

@@ -1,4 +1,4 @@
-// avt pretrain: masked-frame pretraining on a corpus store (model-spec §3), on one process or data parallel over
+// avt pretrain: masked-frame pretraining on a corpus store (docs/model.md §3), on one process or data parallel over
 // MPI ranks. The trainer (train/trainer.h) owns the step and the cadence; this file has the flags, the run's saved
 // settings, the wiring of the corpus loader to the trainer, the progress lines, log.csv and the plot.
 // With several ranks avt_die ends the whole job (train/dist.c installs the hook), so errors here just die.
@@ -15,7 +15,7 @@ static const char *HELP =
     "usage: avt pretrain --data SHARDS/ --out runs/NAME [--config base|large|tiny|FILE.json] [options]\n"
     "       mpirun -np N avt pretrain ...      (data parallel: each rank takes 1/N of every batch)\n"
     "\n"
-    "Pretrains the model with the paper's masked-frame objective (model-spec §3): sequences of --seq steps\n"
+    "Pretrains the model with the paper's masked-frame objective (docs/model.md §3): sequences of --seq steps\n"
     "(right zero-padding, truncation), span masking regenerated every epoch (80/10/10 zero/random frame/\n"
     "unchanged, the same steps in both modalities), L1 on the masked steps, BertAdam with the warmup_linear\n"
     "schedule. The run folder gets log.csv, loss.png (gnuplot) and checkpoints ckpt-<step>/ (model.safetensors\n"

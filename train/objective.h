@@ -27,7 +27,7 @@ typedef struct {
     double (*weight)(const TrainBatch *b);
 } Objective;
 
-// Pretraining (model-spec §3.3): L1 between the reconstructions and the targets on the masked steps, weighted by
+// Pretraining (docs/model.md §3.3): L1 between the reconstructions and the targets on the masked steps, weighted by
 // the masked steps.
 extern const Objective OBJECTIVE_MASKED_L1;
 

@@ -1,4 +1,4 @@
-// The BertAdam optimiser (model-spec §3.4-3.5) over a parameter table: the global gradient clip
+// The BertAdam optimiser (docs/model.md §3.4-3.5) over a parameter table: the global gradient clip
 // (clip_grad_norm_(all, 1.0)), BertAdam's own per-tensor clip, decoupled weight decay, no bias correction, and the
 // warmup_linear schedule. It runs on the backend the parameters live on: the moments and a small scratch arena are
 // allocated there once by optim_init, and a step allocates nothing.

@@ -1,4 +1,4 @@
-// Pretraining batches (model-spec §3.1, §3.2, §3.5): shuffled, drop_last, truncated / right zero-padded to T,
+// Pretraining batches (docs/model.md §3.1, §3.2, §3.5): shuffled, drop_last, truncated / right zero-padded to T,
 // dynamically masked, prepared by a prefetch thread while the caller trains.
 //
 // Reproducible from LoaderState alone: epoch e's order is a Philox Fisher-Yates permutation of the dataset keyed

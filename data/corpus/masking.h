@@ -1,4 +1,4 @@
-// Dynamic span masking of one pretraining sample (model-spec §3.2), reproducible from its key.
+// Dynamic span masking of one pretraining sample (docs/model.md §3.2), reproducible from its key.
 //
 // Every draw comes from Philox (base/philox.h) keyed by (seed, epoch, utt), so any rank or resumed run derives
 // the same mask for the same utterance in the same epoch. Each draw has a fixed counter (shared with

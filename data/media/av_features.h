@@ -1,7 +1,7 @@
 // From a media file to the model's inputs: the audio as pooled log-mel statistics (512 per 200 ms step,
 // data/media/fbank.h) and the video as the face descriptor (17 per step, data/media/face.h), both at 5 steps per second from
 // time 0, cut to their common number of steps. These stand in for the paper's TRILL and OpenFace features
-// (model-spec §1), so the model's configs apply unchanged.
+// (docs/model.md §1), so the model's configs apply unchanged.
 #ifndef AVT_AV_FEATURES_H
 #define AVT_AV_FEATURES_H
 

@@ -1,9 +1,9 @@
 // Native audio features: a Kaldi-compatible log-mel filterbank and its pooling to the paper's 5 steps per second.
-// This substitutes for TRILL (model-spec §1.1: 512-d per 200 ms chunk), whose weights exist only on TF-Hub.
+// This substitutes for TRILL (docs/model.md §1.1: 512-d per 200 ms chunk), whose weights exist only on TF-Hub.
 //
 // fbank_compute matches torchaudio.compliance.kaldi.fbank(wav.reshape(1, n), num_mel_bins=M, frame_length=25,
 // frame_shift=10, dither=0.0, sample_frequency=16000, window_type='povey', use_energy=False) with every other
-// argument at its default (data-notes §5.2-5.4):
+// argument at its default (docs/data.md §5.2-5.4):
 //   frames of 400 samples every 160 (snip_edges: only whole frames, T = 1 + (n - 400) / 160, 0 when n < 400);
 //   per frame: subtract the frame mean, pre-emphasis x[j] -= 0.97 x[j-1] (x[0] -= 0.97 x[0]), povey window
 //   (symmetric Hann to the power 0.85), zero-pad to 512, power spectrum |rfft|^2 (257 bins);

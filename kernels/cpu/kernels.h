@@ -84,7 +84,7 @@ void cross_entropy_backward(float *dlogits, float dloss, const float *logits, co
 float mse_forward(const float *pred, const float *target, size_t N, int C);
 void mse_backward(float *dpred, float dloss, const float *pred, const float *target, size_t N, int C);
 
-// ---- optim.c: BertAdam (model-spec §3.4) over one parameter tensor ----
+// ---- optim.c: BertAdam (docs/model.md §3.4) over one parameter tensor ----
 // *out = sum of x[i]^2 over n in a fixed order (blocked partial sums in double)
 void sum_squares(float *out, const float *x, size_t n);
 // g' = g * bertadam_grad_scale(*tensor_sq, *global_sq, h); m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2;

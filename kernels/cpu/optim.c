@@ -1,4 +1,4 @@
-// BertAdam (model-spec §3.4): the sum of squares that feeds the gradient clips, and the per-tensor update.
+// BertAdam (docs/model.md §3.4): the sum of squares that feeds the gradient clips, and the per-tensor update.
 // Without -fopenmp the pragmas are meant to compile away; keep -Wall -Werror from rejecting them.
 #ifndef _OPENMP
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"

@@ -1,4 +1,4 @@
-// BertAdam (model-spec §3.4), the twins of kernels/cpu/optim.c. sum_squares is a deterministic two-stage reduction
+// BertAdam (docs/model.md §3.4), the twins of kernels/cpu/optim.c. sum_squares is a deterministic two-stage reduction
 // (kernels/cuda/reduce.cuh); the update is elementwise and reads the two sums of squares from device scalars, so a
 // training step clips without synchronising with the host.
 #include "kernels/cuda/kernels.cuh"

@@ -1,4 +1,4 @@
-// CPU optimiser kernels (kernels/cpu/optim.c): bertadam_update against the BertAdam formula of model-spec §3.4
+// CPU optimiser kernels (kernels/cpu/optim.c): bertadam_update against the BertAdam formula of docs/model.md §3.4
 // evaluated here in double precision, step by step, with both clips; sum_squares against a double sum and
 // bit-identical for any OpenMP thread count.
 #include <criterion/criterion.h>

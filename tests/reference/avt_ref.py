@@ -1,4 +1,4 @@
-"""PyTorch twin of CrossAttentionAVTransformer (Tran & Soleymani, ICASSP 2022), written from docs/model-spec.md.
+"""PyTorch twin of CrossAttentionAVTransformer (Tran & Soleymani, ICASSP 2022), written from docs/model.md.
 
 It is the reference the C engine is tested against, so it follows the spec's numerics to the letter:
   * internal layout time-first (T, B, .); model API batch-first (B, T, .);
@@ -282,7 +282,7 @@ def build(cfg, **kw):
 
 
 def expected_keys(d, L, orig_d_a=512, orig_d_v=17):
-    """state_dict keys and shapes per spec section 2.12."""
+    """state_dict keys and shapes per docs/model.md §2.12."""
     keys = {"proj_a.weight": (d, orig_d_a, 1), "proj_v.weight": (d, orig_d_v, 1)}
     for E, D in (("acoustic_cross_visual", d), ("visual_cross_acoustic", d), ("trans_mem", 2 * d)):
         keys[E + ".version"] = (1,)

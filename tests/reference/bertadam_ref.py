@@ -1,4 +1,4 @@
-"""PyTorch reference for the optimiser (model-spec §3.4-3.5): BertAdam as in the old pytorch-pretrained-bert
+"""PyTorch reference for the optimiser (docs/model.md §3.4-3.5): BertAdam as in the old pytorch-pretrained-bert
 (code/optimizers.py: per-tensor clip inside the step, no bias correction, decoupled weight decay added to the update,
 warmup_linear schedule, per-parameter step counter, tensors whose .grad is None skipped), preceded at every step by
 torch.nn.utils.clip_grad_norm_(all parameters, clip_global) as in code/train_avc.py.

@@ -40,7 +40,7 @@ from st_io import write_safetensors  # noqa: E402
 
 SEED, STEP, FT_STEP, N_CLASS = 1234, 7, 8, 6
 
-# Hand-made pretraining masks (spec 3.2), one entry per sample:
+# Hand-made pretraining masks (docs/model.md §3.2), one entry per sample:
 #   pad:      number of right zero-padding steps (both modalities)
 #   spans:    list of (start, outcomes); outcomes per covered step: "z" zero (80 %), "r" replaced by the random frame
 #             (10 %), "k" kept unchanged (10 %); a span may reach into padding; spans are clipped at T

@@ -1,4 +1,4 @@
-"""Python twin of data/corpus/masking.c: dynamic span masking of one sample (model-spec §3.2), written from the spec.
+"""Python twin of data/corpus/masking.c: dynamic span masking of one sample (docs/model.md §3.2), written from the spec.
 
 Draws (same keys as data/corpus/masking.h, Philox from tests/reference/philox.py):
     site = 0x4D000000 | kind     step = epoch     index = utt << 32 | j

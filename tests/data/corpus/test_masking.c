@@ -1,5 +1,5 @@
 // Tests for data/corpus/masking.c: plans equal the Python twin's (tests/reference/masking_ref.py) draw for draw, apply does
-// what each action says, and the statistics over many samples match spec §3.2.
+// what each action says, and the statistics over many samples match docs/model.md §3.2.
 #include <criterion/criterion.h>
 
 #include <math.h>

@@ -1,6 +1,6 @@
 // The native log-mel filterbank (data/media/fbank.c) against torchaudio.compliance.kaldi.fbank on real 16 kHz speech
 // (pocketsphinx-testdata; tests/reference/fbank_ref.py run at test time), its mel matrix against torchaudio's and
-// the spot values of data-notes §5.4, frame and step counts, and the 200 ms pooling statistics.
+// the spot values of docs/data.md §5.4, frame and step counts, and the 200 ms pooling statistics.
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>
@@ -23,7 +23,7 @@ static const char *const WAVS[] = {
     SPEECH "librivox/sense_and_sensibility_01_austen_64kb-0880.wav", // 47,840
 };
 #define N_WAVS (sizeof WAVS / sizeof WAVS[0])
-#define LOG_TOL 1e-3     // max |diff| of log energies (data-notes §5.5: absolute, in the log domain)
+#define LOG_TOL 1e-3     // max |diff| of log energies (docs/data.md §5.5: absolute, in the log domain)
 #define LOG_TOL_F64 1e-5 // the same against torchaudio computed in float64 (measured: 0)
 
 static uint32_t le32(const unsigned char *b) { return b[0] | b[1] << 8 | b[2] << 16 | (uint32_t)b[3] << 24; }
@@ -110,7 +110,7 @@ static void against_torchaudio(int mels) {
                 "float64\n", mels, WAVS[i], n, T, d32, d64);
         cr_expect_leq(d32, LOG_TOL, "%s: max |diff| %g", WAVS[i], d32);
         cr_expect_leq(d64, LOG_TOL_F64, "%s: max |diff| %g (float64)", WAVS[i], d64);
-        if (mels == 128) // bin 3 is empty (data-notes §5.4): the floor in every frame, as in torchaudio
+        if (mels == 128) // bin 3 is empty (docs/data.md §5.4): the floor in every frame, as in torchaudio
             for (size_t t = 0; t < (size_t)T; t++) cr_assert_float_eq(got[t * 128 + 3], -15.942385f, 1e-6);
         free(got);
         free(wav);
@@ -146,7 +146,7 @@ Test(fbank, mel_matrix) {
             cr_assert_eq(w[256], 0.0); // Nyquist
         }
         fprintf(stderr, "fbank: %d-bin mel matrix: max |diff| %.3g vs torchaudio\n", M, worst);
-        if (M == 80) { // data-notes §5.4: bin 0 is non-zero at FFT bins 1 and 2 only
+        if (M == 80) { // docs/data.md §5.4: bin 0 is non-zero at FFT bins 1 and 2 only
             cr_assert_eq(p.mel_lo[0], 1);
             cr_assert_eq(p.mel_hi[0], 3);
             cr_assert_float_eq(p.mel[1], 0.503983, 1e-6);
@@ -165,7 +165,7 @@ Test(fbank, frame_counts) {
     cr_assert_eq(fbank_frames(400), 1);
     cr_assert_eq(fbank_frames(559), 1);
     cr_assert_eq(fbank_frames(560), 2);
-    cr_assert_eq(fbank_frames(40000), 248); // data-notes §5.2: 2.5 s
+    cr_assert_eq(fbank_frames(40000), 248); // docs/data.md §5.2: 2.5 s
 }
 
 // A 300-sample WAV: no frames, no steps, nothing written (torchaudio asserts on it).
