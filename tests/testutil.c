@@ -68,6 +68,31 @@ int test_count_files(void) {
     return n;
 }
 
+const char *test_write(const char *name, const void *bytes, size_t n) {
+    const char *p = test_path(name);
+    FILE *f = fopen(p, "wb");
+    cr_assert_not_null(f, "cannot create %s", p);
+    cr_assert_eq(fwrite(bytes, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+    return p;
+}
+
+char *test_slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    long len = ftell(f);
+    cr_assert(len >= 0);
+    rewind(f);
+    char *b = malloc((size_t)len + 1);
+    cr_assert_not_null(b);
+    cr_assert_eq(fread(b, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    b[len] = '\0';
+    if (n) *n = (size_t)len;
+    return b;
+}
+
 int test_run(const char *fmt, ...) {
     char cmd[8192];
     va_list ap;

@@ -17,6 +17,10 @@ void test_tmpdir_remove(void);
 const char *test_path(const char *name);
 // Plain files in the test directory (a check that nothing but the expected files was left behind).
 int test_count_files(void);
+// Writes n bytes to "<tmpdir>/<name>" and returns its path (test_path's buffers); a failure fails the test.
+const char *test_write(const char *name, const void *bytes, size_t n);
+// The whole file, NUL-terminated (free it); *n (if not NULL) gets its length. A failure fails the test.
+char *test_slurp(const char *path, size_t *n);
 // Run a shell command; returns its exit status (-1 if it did not exit normally).
 int test_run(const char *fmt, ...);
 

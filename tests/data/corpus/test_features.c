@@ -18,16 +18,7 @@
 static void fx_setup(void) { test_tmpdir(); }
 TestSuite(features, .init = fx_setup, .fini = test_tmpdir_remove);
 
-static const char *fx_write(const char *name, const void *bytes, size_t n) {
-    const char *p = test_path(name);
-    FILE *f = fopen(p, "wb");
-    cr_assert_not_null(f, "cannot create %s", p);
-    cr_assert_eq(fwrite(bytes, 1, n, f), n);
-    cr_assert_eq(fclose(f), 0);
-    return p;
-}
-
-static const char *fx_text(const char *name, const char *text) { return fx_write(name, text, strlen(text)); }
+static const char *fx_text(const char *name, const char *text) { return test_write(name, text, strlen(text)); }
 
 // A failed read: rc -1, *out zeroed, and one line naming the file and the specific problem.
 static void expect_err(int rc, const Features *out, const AvtErr *err, const char *file, const char *phrase) {
@@ -84,7 +75,7 @@ Test(features, audio_csv_512_exact_floats) {
         }
         len += (size_t)snprintf(text + len, cap - len, "\n");
     }
-    const char *p = fx_write("trill.csv", text, len);
+    const char *p = test_write("trill.csv", text, len);
     Features f;
     AvtErr err = {{0}};
     cr_assert_eq(features_read_audio(&f, p, D, &err), 0, "%s", err.msg);
@@ -201,7 +192,7 @@ static const char *write_openface(const char *name, int nrows, const char *sep, 
         }
         len += (size_t)snprintf(text + len, cap - len, "%s", eol);
     }
-    const char *p = fx_write(name, text, len);
+    const char *p = test_write(name, text, len);
     free(text);
     return p;
 }
@@ -277,7 +268,7 @@ Test(features, openface_bad_header) {
     for (int c = 0; c < ncols; c++) len += (size_t)snprintf(text + len, cap - len, "%s%s", c ? ", " : "", of_names[c]);
     len += (size_t)snprintf(text + len, cap - len, "\n");
     for (int c = 0; c < ncols; c++) len += (size_t)snprintf(text + len, cap - len, "%s0", c ? ", " : "");
-    const char *p = fx_write("v.csv", text, len);
+    const char *p = test_write("v.csv", text, len);
     free(text);
     Features f = garbage();
     AvtErr err = {{0}};

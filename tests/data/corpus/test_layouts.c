@@ -212,13 +212,11 @@ Test(layouts, labels_csv) {
     rows[2].speaker = asprintf_check("a,b");
     const char *p = test_path("labels.csv");
     cr_assert_eq(layout_write_labels(L, p, rows, n, &err), 0, "%s", err.msg);
-    char got[512] = "";
-    FILE *f = fopen(p, "r");
-    got[fread(got, 1, sizeof got - 1, f)] = '\0';
-    fclose(f);
+    char *got = test_slurp(p, NULL);
     cr_expect_str_eq(got, "id,speaker,sentence,emotion,level\n"
                           "VideoFlash/1001_DFA_ANG_XX,1001,DFA,ANG,XX\n"
                           "VideoFlash/1003_ITS_NEU_XX,\"a,b\",ITS,NEU,XX\n");
+    free(got);
     cr_expect_eq(layout_write_labels(L, test_path("none/labels.csv"), rows, n, &err), -1);
     cr_expect_not_null(strstr(err.msg, "none/labels.csv: cannot create"), "%s", err.msg);
     corpus_rows_free(rows, n);

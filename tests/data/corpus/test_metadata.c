@@ -149,11 +149,9 @@ Test(metadata, csv_field_quotes_only_when_needed) {
         fputc('|', f);
     }
     fclose(f);
-    char got[256] = "";
-    f = fopen(p, "r");
-    got[fread(got, 1, sizeof got - 1, f)] = '\0';
-    fclose(f);
+    char *got = test_slurp(p, NULL);
     cr_expect_str_eq(got, "plain|\"a,b\"|\"say \"\"hi\"\"\"|\"two\nlines\"||");
+    free(got);
 }
 
 // ---- avt embed's pairs list ----
@@ -236,14 +234,12 @@ Test(metadata, embed_names_and_index) {
     cr_expect_str_eq(names[2], "with,comma");
     const char *p = test_path("index.csv");
     cr_assert_eq(embed_index_write(p, s, names, &err), 0, "%s", err.msg);
-    char got[512] = "";
-    FILE *f = fopen(p, "r");
-    got[fread(got, 1, sizeof got - 1, f)] = '\0';
-    fclose(f);
+    char *got = test_slurp(p, NULL);
     cr_expect_str_eq(got, "file,id,speaker,steps\n"
                           "dev_id1_x.npy,dev/id1/x,id1,2\n"
                           "plain.npy,plain,\"s,2\",2\n"
                           "\"with,comma.npy\",\"with,comma\",s3,2\n");
+    free(got);
     for (size_t i = 0; i < 3; i++) free(names[i]);
     free(names);
     store_close(s);

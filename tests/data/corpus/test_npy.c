@@ -14,15 +14,6 @@
 static void fx_setup(void) { test_tmpdir(); }
 TestSuite(npy, .init = fx_setup, .fini = test_tmpdir_remove);
 
-static const char *fx_write(const char *name, const void *bytes, size_t n) {
-    const char *p = test_path(name);
-    FILE *f = fopen(p, "wb");
-    cr_assert_not_null(f, "cannot create %s", p);
-    cr_assert_eq(fwrite(bytes, 1, n, f), n);
-    cr_assert_eq(fclose(f), 0);
-    return p;
-}
-
 // Raw .npy with the given header dict (padded like numpy) and payload; version 1 or 2.
 static const char *write_raw_npy(const char *name, int version, const char *dict, const void *data, size_t nbytes) {
     size_t pre = version == 1 ? 10 : 12, dl = strlen(dict);
@@ -37,21 +28,9 @@ static const char *write_raw_npy(const char *name, int version, const char *dict
     memset(b + pre + dl, ' ', total - pre - dl - 1);
     b[total - 1] = '\n';
     if (nbytes) memcpy(b + total, data, nbytes);
-    const char *p = fx_write(name, b, total + nbytes);
+    const char *p = test_write(name, b, total + nbytes);
     free(b);
     return p;
-}
-
-static unsigned char *slurp(const char *p, size_t *n) {
-    FILE *f = fopen(p, "rb");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*n + 1);
-    cr_assert_eq(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
 }
 
 Test(npy, write_matches_numpy_bytes) {
@@ -61,7 +40,7 @@ Test(npy, write_matches_numpy_bytes) {
     const char *p = test_path("a.npy");
     cr_assert_eq(npy_write_f32(p, v, 2, shape, &err), 0, "%s", err.msg);
     size_t n;
-    unsigned char *b = slurp(p, &n);
+    unsigned char *b = (unsigned char *)test_slurp(p, &n);
     // np.save(np.arange(6, dtype='<f4').reshape(2, 3)) from numpy 1.24: 128-byte header, then the data.
     const char *dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
     cr_assert_eq(n, 128 + sizeof v);
@@ -86,7 +65,7 @@ Test(npy, round_trip_ranks) {
         const char *p = test_path("r.npy");
         cr_assert_eq(npy_write_f32(p, buf, ndims[s], shapes[s], &err), 0, "%s", err.msg);
         size_t n;
-        unsigned char *raw = slurp(p, &n);
+        unsigned char *raw = (unsigned char *)test_slurp(p, &n);
         size_t count = 1;
         for (int i = 0; i < ndims[s]; i++) count *= (size_t)shapes[s][i];
         size_t hdr = n - count * sizeof(float);
@@ -153,11 +132,11 @@ Test(npy, bad_inputs) {
     expect_bad(p, "long.npy", "4 unexpected bytes after the data");
     p = write_raw_npy("huge.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 512), }", v, 24);
     expect_bad(p, "huge.npy", "truncated data");
-    p = fx_write("magic.npy", "1,2\n3,4\n", 8);
+    p = test_write("magic.npy", "1,2\n3,4\n", 8);
     expect_bad(p, "magic.npy", "not a .npy file");
-    p = fx_write("hdr.npy", "\x93NUMPY\x01\x00\x76\x00{'descr'", 17);
+    p = test_write("hdr.npy", "\x93NUMPY\x01\x00\x76\x00{'descr'", 17);
     expect_bad(p, "hdr.npy", "truncated .npy header");
-    p = fx_write("v9.npy", "\x93NUMPY\x09\x00\x76\x00", 10);
+    p = test_write("v9.npy", "\x93NUMPY\x09\x00\x76\x00", 10);
     expect_bad(p, "v9.npy", "unsupported .npy version 9.0");
 }
 
