@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static AvtDieHook die_hook;
@@ -55,6 +56,12 @@ void *calloc_check_at(size_t n, size_t bytes, const char *file, int line) {
     void *p = calloc(n ? n : 1, bytes ? bytes : 1);
     if (!p) avt_fatal_at(file, line, "out of memory allocating %zu x %zu bytes", n, bytes);
     return p;
+}
+
+double avt_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 char *asprintf_check(const char *fmt, ...) {

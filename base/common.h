@@ -39,6 +39,8 @@ void fread_check(void *ptr, size_t size, size_t n, FILE *f, const char *path);
 void fwrite_check(const void *ptr, size_t size, size_t n, FILE *f, const char *path);
 void fclose_check(FILE *f, const char *path);
 
+// Seconds on the monotonic clock (for durations and deadlines).
+double avt_now(void);
 // A new string formatted like printf (free it); out of memory is fatal.
 char *asprintf_check(const char *fmt, ...) AVT_PRINTF(1, 2);
 

@@ -7,14 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include "data/media/cascade.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv) {
     if (argc < 3) {
@@ -46,9 +39,9 @@ int main(int argc, char **argv) {
     int n = 0;
     double best = INFINITY;
     for (int r = 0; r < (reps < 1 ? 1 : reps); r++) {
-        double t0 = now();
+        double t0 = avt_now();
         for (int i = 0; i < 10; i++) n = cascade_detect(&c, gray, w, h, &p, boxes, 16);
-        double t = (now() - t0) / 10;
+        double t = (avt_now() - t0) / 10;
         best = t < best ? t : best;
     }
     printf("cascade_ms %.3f boxes %d\n", 1e3 * best, n);

@@ -6,14 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
+#include "base/common.h"
 #include "data/media/fbank.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv) {
     const double seconds = argc > 1 ? atof(argv[1]) : 60.0;
@@ -38,10 +32,10 @@ int main(int argc, char **argv) {
     float *steps = malloc((size_t)S * FBANK_STEP_DIM * sizeof(float));   // (S, 512)
     double best = INFINITY, checksum = 0.0;
     for (int r = 0; r < reps; r++) {
-        const double t0 = now();
+        const double t0 = avt_now();
         fbank_compute(frames, &p, wav, n);
         fbank_pool(steps, frames, T);
-        best = fmin(best, now() - t0);
+        best = fmin(best, avt_now() - t0);
         checksum += steps[0];
     }
     printf("fbank: %.1f s of audio, %d frames, %d steps; best of %d: %.4f s (checksum %.4f)\n", seconds, T, S, reps,

@@ -53,12 +53,12 @@ int main(int argc, char **argv) {
 
     double *ms = malloc_check((size_t)steps * sizeof(double)), sum = 0.0;
     for (int s = -1; s < steps; s++) { // s = -1 warms up
-        double t0 = cli_now();
+        double t0 = avt_now();
         float loss = trainer_grad(&t, &batch);
         be->sync(); // the backward may still run on an asynchronous backend
         if (s == -1) ops_profile(profile); // profile the timed steps only
         if (s >= 0) {
-            ms[s] = 1e3 * (cli_now() - t0);
+            ms[s] = 1e3 * (avt_now() - t0);
             sum += ms[s];
             fprintf(stderr, "avt step %d/%d: %.0f ms (loss %.4f)\n", s + 1, steps, ms[s], loss);
         }

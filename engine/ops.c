@@ -3,7 +3,6 @@
 // Kernels are reached only through g->be (engine/backend.h), so this file is the same for every device.
 #include <math.h>
 #include <string.h>
-#include <time.h>
 #include "base/common.h"
 #include "engine/graph.h"
 
@@ -21,9 +20,7 @@ static long prof_calls[OP_COUNT + 1][2];
 static double prof_now(const Backend *be) {
     if (!prof_on) return 0.0;
     be->sync();
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return avt_now();
 }
 
 static void prof_add(const Backend *be, int op, int backward, double t0) {

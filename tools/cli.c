@@ -6,7 +6,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -147,23 +146,17 @@ void cli_make_dir(const char *dir) {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) avt_die("%s: cannot create directory: %s", dir, strerror(errno));
 }
 
-double cli_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void progress_start(Progress *p, const char *what, long total) {
     memset(p, 0, sizeof *p);
     p->what = what;
     p->total = total;
-    p->t0 = p->last = cli_now();
+    p->t0 = p->last = avt_now();
     p->tty = isatty(STDERR_FILENO);
     p->last_decile = -1;
 }
 
 static void progress_draw(Progress *p, int final) {
-    double el = cli_now() - p->t0;
+    double el = avt_now() - p->t0;
     double rate = el > 0 ? (double)p->done / el : 0.0;
     double eta = rate > 0 ? (double)(p->total - p->done) / rate : 0.0;
     int width = 30, fill = p->total ? (int)((double)width * (double)p->done / (double)p->total) : width;
@@ -178,7 +171,7 @@ static void progress_draw(Progress *p, int final) {
 
 void progress_update(Progress *p, long done) {
     p->done = done;
-    double now = cli_now();
+    double now = avt_now();
     if (p->tty) {
         if (now - p->last < 0.1) return;
         p->last = now;

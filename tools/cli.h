@@ -52,7 +52,6 @@ typedef struct {
 void progress_start(Progress *p, const char *what, long total);
 void progress_update(Progress *p, long done);
 void progress_end(Progress *p);
-double cli_now(void);
 // Creates dir if missing; one line and exit if that fails or dir exists as something else.
 void cli_make_dir(const char *dir);
 

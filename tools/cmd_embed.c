@@ -157,7 +157,7 @@ static int embed_many(Embedder *e, const Source *src, const char *dir, int seque
     }
     progress_end(&prog);
     if (skipped) fclose_check(skipped, skipped_path);
-    double el = cli_now() - prog.t0;
+    double el = avt_now() - prog.t0;
     fprintf(stderr, "embedded %d of %d %s into %s in %.1f s (%.1f/s)\n", n_done, n, src->what, dir, el,
             el > 0 ? n_done / el : 0.0);
     if (n_skipped) fprintf(stderr, "skipped %d %s: reasons in %s\n", n_skipped, src->what, skipped_path);

@@ -95,11 +95,11 @@ static void load_row(Slot *o, const Job *j, const CorpusRow *r) {
 static int verify(const char *dir) {
     Store *s;
     AvtErr err;
-    double t0 = cli_now();
+    double t0 = avt_now();
     if (store_open(&s, dir, &err) || store_verify(s, &err)) avt_die("%s", err.msg);
     printf("%s: %zu utterances of %u speakers, %llu steps (%s, d_a %d, d_v %d): every CRC matches (%.1f s)\n", dir,
            store_size(s), store_n_speakers(s), (unsigned long long)store_steps(s),
-           store_dtype(s) == STORE_F16 ? "f16" : "f32", store_d_a(s), store_d_v(s), cli_now() - t0);
+           store_dtype(s) == STORE_F16 ? "f16" : "f32", store_d_a(s), store_d_v(s), avt_now() - t0);
     store_close(s);
     return 0;
 }
@@ -166,7 +166,7 @@ static int prepare(const Job *j, CorpusRow *rows, size_t n, const char *dir, int
     if (j->layout && layout_write_labels(j->layout, labels_path, rows, n, &err)) avt_die("%s", err.msg);
     fprintf(stderr, "prepared %zu utterances of %u speakers (%llu steps, %llu bytes, %s) into %s in %.1f s", n_utt,
             n_spk, (unsigned long long)steps, (unsigned long long)bytes, j->dtype == STORE_F16 ? "f16" : "f32", dir,
-            cli_now() - prog.t0);
+            avt_now() - prog.t0);
     if (j->cache) fprintf(stderr, "; %zu from cache, %zu computed", n_cached, n_utt - n_cached);
     fputc('\n', stderr);
     if (n_skipped) fprintf(stderr, "skipped %zu of %zu %s: reasons in %s\n", n_skipped, n, j->what, skipped_path);

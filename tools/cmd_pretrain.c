@@ -196,7 +196,7 @@ static void run_step(void *ctx, const Trainer *t, const TrainStats *st) {
     const uint32_t epoch = r->train->last->state.epoch;
     fprintf(r->log, "%ld,%u,%.6f,%.4e,%.4f,%.1f,\n", st->step, epoch, st->loss, st->lr, st->grad_norm, st->ms);
     if (!r->tty && t->done % r->log_every != 0 && st->step != t->o.t_total) return;
-    double per = (cli_now() - r->t_start) / (double)t->done;
+    double per = (avt_now() - r->t_start) / (double)t->done;
     char eta[32];
     fmt_eta(eta, sizeof eta, per * (double)(t->o.t_total - st->step));
     fprintf(stderr, "%sstep %ld/%ld  epoch %u  loss %.4f  lr %.2e  |g| %.3f  %.0f ms/step  %.1f utt/s  ETA %s%s",
@@ -360,7 +360,7 @@ int cmd_pretrain(int argc, char **argv) {
         if (found) fprintf(stderr, "avt pretrain: resumed %s at update %ld\n", ckpt, t.o.step);
     }
 
-    Run run = {&s, &train, out, log, log_every, isatty(2), 0, cli_now()};
+    Run run = {&s, &train, out, log, log_every, isatty(2), 0, avt_now()};
     BatchSource train_src = {&train, feed_next, NULL, NULL}, val_src = {&val, feed_next, feed_begin, feed_end};
     TrainerHooks hooks = {&run, run_meta, run_step, run_validated};
     trainer_run(&t, &train_src, val_batch ? &val_src : NULL, &hooks);
@@ -370,7 +370,7 @@ int cmd_pretrain(int argc, char **argv) {
         fclose_check(log, csv);
         plot(out);
         fprintf(stderr, "avt pretrain: %ld updates in %.1f s; checkpoint %s/ckpt-%09ld%s\n", t.done,
-                cli_now() - run.t_start, out, t.o.step,
+                avt_now() - run.t_start, out, t.o.step,
                 t.o.step < t.o.t_total ? " (stopped early: --resume continues)" : "");
     }
     const int rc = trainer_interrupted(&t) ? 130 : 0;

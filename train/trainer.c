@@ -4,7 +4,6 @@
 #include <math.h>
 #include <signal.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_NODES 4096 // tape nodes of one step (the base config takes about 600)
 
@@ -12,12 +11,6 @@ static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) {
     (void)sig;
     stop_requested = 1;
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 // Sizes g's arenas for batches of `rows` rows: one measured build of the loss (and its backward when training).
@@ -141,12 +134,12 @@ void trainer_run(Trainer *t, const BatchSource *train, const BatchSource *val, c
             if (val) validate(t, val, h);
             if (t->o.step > 0) save(t, h);
         }
-        const double t0 = now();
+        const double t0 = avt_now();
         TrainBatch b;
         if (train->next(train->ctx, &b, &err)) avt_die("%s", err.msg);
         TrainStats st;
         trainer_step(t, &b, &st);
-        st.ms = 1e3 * (now() - t0);
+        st.ms = 1e3 * (avt_now() - t0);
         if (h->step) h->step(h->ctx, t, &st);
         if (t->stop) break;
     }

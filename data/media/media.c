@@ -18,7 +18,6 @@ void media_free(MediaAudio *a, MediaVideo *v) {
 }
 
 #ifdef AVT_HAVE_FFMPEG
-#include <time.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -47,15 +46,9 @@ static int av_fail_at(AvtErr *err, const char *path, const char *what, int rc, c
 }
 #define av_fail(err, path, what, rc) av_fail_at((err), (path), (what), (rc), __FILE__, __LINE__)
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // FFmpeg polls this inside blocking reads and stream probing; nonzero aborts the call with AVERROR_EXIT, so a
 // stalled or pathological file cannot hold a worker past the deadline.
-static int past_deadline(void *deadline) { return now_s() > *(const double *)deadline; }
+static int past_deadline(void *deadline) { return avt_now() > *(const double *)deadline; }
 
 enum { AUD, VID };
 static const char *kind_name[2] = {"audio", "video"};
@@ -389,7 +382,7 @@ static int decode(const char *path, const MediaLimits *lim, MediaAudio *a, Media
                   AvtErr *err) {
     Dec d = {.path = path, .lim = limits_or_defaults(lim), .err = err, .a = a, .v = v, .fn = fn, .ctx = ctx,
              .lut_fmt = AV_PIX_FMT_NONE};
-    d.deadline = now_s() + d.lim.max_wall_seconds;
+    d.deadline = avt_now() + d.lim.max_wall_seconds;
     d.max_samples = (size_t)(d.lim.max_seconds * MEDIA_RATE) + MEDIA_RATE; // + 1 s: resampler and frame slack
     int rc = run(&d);
     for (int k = 0; k < 2; k++) avcodec_free_context(&d.dec[k]);
