@@ -123,7 +123,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard benchmarks/*.c)
 HDRS     := $(foreach d,$(LIB_DIRS) kernels tools,$(wildcard $(d)/*.h))
 
-.PHONY: all test golden bench demo fuzz clean
+.PHONY: all test golden bench demo fuzz clean layers
 all: $(BUILD)/avt
 
 $(BUILD)/%.o: %.c $(HDRS)
@@ -153,8 +153,11 @@ $(GOLDEN): $(wildcard tests/reference/*.py) tools/st_io.py
 	$(PYTHON) tests/reference/check_twin_numpy.py $(BUILD)/golden
 	@touch $@
 golden: $(GOLDEN)
+layers:
+	@bash tools/check_layers.sh
 
 test: $(BUILD)/avt $(BUILD)/avt_tests $(GOLDEN)
+	@bash tools/check_layers.sh
 	AVT_GOLDEN=$(BUILD)/golden AVT_BIN=$(BUILD)/avt AVT_PYTHON=$(PYTHON) OMP_NUM_THREADS=2 $(BUILD)/avt_tests -j1 --verbose=0
 
 # ---- a first real run: base model, feature files in the paper's formats, avt embed ----
