@@ -1,4 +1,4 @@
-// Tests for data/corpus/store.c and avt prepare: f16 and CRC, round trips, windows, shard roll-over, every
+// Tests for data/corpus/store*.c and avt prepare: f16 and CRC, round trips, windows, shard roll-over, every
 // damaged-store error, and prepare end to end on a make_corpus.py corpus (the split: test_split.c).
 #include <criterion/criterion.h>
 
