@@ -129,7 +129,7 @@ all: $(BUILD)/avt
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/tests/%.o: tests/%.c $(HDRS) tests/testutil.h
+$(BUILD)/tests/%.o: tests/%.c $(HDRS) tests/testutil.h $(wildcard tests/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
