@@ -112,8 +112,9 @@ endif
 $(info [avt] cJSON ............. found (-lcjson))
 LDLIBS += -lcjson
 
-# The floors, bottom to top (README "Map"): base, kernels, engine, models, train, data (media and corpus wings).
-LIB_DIRS := base kernels/cpu engine models train data/media data/corpus
+# The floors, bottom to top (README "Map"): base, kernels, engine, models, train, data (media and corpus wings),
+# finetune (fine-tuning runs, their protocols, metrics and tables).
+LIB_DIRS := base kernels/cpu engine models train data/media data/corpus finetune
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC := $(wildcard tools/*.c)
@@ -123,7 +124,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard benchmarks/*.c)
 HDRS     := $(foreach d,$(LIB_DIRS) kernels tools,$(wildcard $(d)/*.h))
 
-.PHONY: all test golden bench demo fuzz clean layers
+.PHONY: all test golden bench demo table fuzz clean layers
 all: $(BUILD)/avt
 
 $(BUILD)/%.o: %.c $(HDRS)
@@ -164,14 +165,18 @@ test: $(BUILD)/avt $(BUILD)/avt_tests $(GOLDEN)
 demo: $(BUILD)/avt
 	BUILD=$(BUILD) bash tools/demo.sh
 
+# ---- the fine-tuning main job: avt table on a generated emotion corpus (tools/table.sh) ----
+table: $(BUILD)/avt
+	BUILD=$(BUILD) bash tools/table.sh
+
 # ---- benchmarks (not part of the tests: speed is reported as a ratio against PyTorch in the same run) ----
-$(BUILD)/bench_train: $(BUILD)/benchmarks/bench_train.o $(BUILD)/tools/cli.o $(BUILD)/libavt.a
+$(BUILD)/bench_train $(BUILD)/bench_finetune: $(BUILD)/%: $(BUILD)/benchmarks/%.o $(BUILD)/tools/cli.o $(BUILD)/libavt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench_fbank $(BUILD)/bench_cascade: $(BUILD)/%: $(BUILD)/benchmarks/%.o $(BUILD)/libavt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
 
-bench: $(BUILD)/avt $(BUILD)/bench_train
+bench: $(BUILD)/avt $(BUILD)/bench_train $(BUILD)/bench_finetune
 	bash benchmarks/run.sh
 
 clean:
@@ -288,7 +293,7 @@ endif
 # The cuda backend: emulated with EMU=1 (linked into avt), else native when nvcc works. A native avt does not link
 # it: it lives in $(BUILD)/libavt_cuda.so beside avt, loaded on first use of --device cuda (engine/backend.c), so
 # that commands without a GPU skip loading cuBLASLt, cuDNN and NCCL (~0.2 s a process); avt exports the few
-# functions the module calls (-rdynamic). bench_train links the backend in.
+# functions the module calls (-rdynamic). bench_train and bench_finetune link the backend in.
 ifeq ($(EMU),1)
   AVT_CUDA_OBJ  := $(EMU_CUDA_OBJ)
   AVT_CUDA_LIBS := -lstdc++
@@ -303,8 +308,8 @@ else ifeq ($(HAVE_NVCC),yes)
   $(BUILD)/avt: | $(BUILD)/libavt_cuda.so
   $(BUILD)/avt: LDFLAGS += -rdynamic
 endif
-$(BUILD)/bench_train: $(AVT_CUDA_OBJ)
-$(BUILD)/bench_train: LDLIBS += $(if $(AVT_CUDA_OBJ),$(BUILD)/libavt.a $(AVT_CUDA_LIBS))
+$(BUILD)/bench_train $(BUILD)/bench_finetune: $(AVT_CUDA_OBJ)
+$(BUILD)/bench_train $(BUILD)/bench_finetune: LDLIBS += $(if $(AVT_CUDA_OBJ),$(BUILD)/libavt.a $(AVT_CUDA_LIBS))
 .PHONY: test-gpu
 include benchmarks/kernels/kernels.mk
 

@@ -125,3 +125,32 @@ int avt_write_atomic(const char *path, AvtWriteFn fn, void *ctx, AvtErr *err) {
     free(tmp);
     return rc;
 }
+
+char *avt_read_file(const char *path, size_t *n, AvtErr *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        avt_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc_check(cap);
+    for (size_t got; (got = fread(buf + len, 1, cap - 1 - len, f)) > 0;) {
+        len += got;
+        if (len + 1 == cap) {
+            cap *= 2;
+            char *more = realloc(buf, cap);
+            if (!more) avt_fatal("out of memory reading %s", path);
+            buf = more;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        avt_err_set(err, "%s: read failed", path);
+        return NULL;
+    }
+    buf[len] = '\0';
+    if (n) *n = len;
+    return buf;
+}

@@ -58,5 +58,7 @@ int avt_err_set(AvtErr *err, const char *fmt, ...) AVT_PRINTF(2, 3); // always r
 // Returns 0 or -1 with err set.
 typedef int (*AvtWriteFn)(FILE *f, void *ctx, AvtErr *err);
 int avt_write_atomic(const char *path, AvtWriteFn fn, void *ctx, AvtErr *err);
+// A whole file as a NUL-terminated string (free it); *n (may be NULL) its length. NULL with err naming the file.
+char *avt_read_file(const char *path, size_t *n, AvtErr *err);
 
 #endif

@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
     trainer_open(&t, &tc, &OBJECTIVE_MASKED_L1, &m, &d);
     fprintf(stderr, "avt (%s): B %d, T %d, d %d, L %d; arenas: activations %.0f MB, activation gradients %.0f MB\n",
             be->name, B, T, cfg.d, cfg.L, t.g.act.cap / 1e6, t.g.agrad.cap / 1e6);
-    const TrainBatch batch = {B, T, xa, xv, ta, tv, mask};
+    const TrainBatch batch = {.B = B, .T = T, .x_a = xa, .x_v = xv, .target_a = ta, .target_v = tv, .mask = mask};
 
     double *ms = malloc_check((size_t)steps * sizeof(double)), sum = 0.0;
     for (int s = -1; s < steps; s++) { // s = -1 warms up

@@ -3,7 +3,9 @@
 # 1. one training step (forward + backward, base config, batch 64, T 100, dropout on);
 # 2. the whole pretraining loop on the same synthetic corpus (data, masking, step, clip, BertAdam): utterances/s of
 #    `avt pretrain` against the twin's loop (benchmarks/bench_pretrain_torch.py);
-# 3. the throughput of `avt embed --list`.
+# 3. fine-tuning: updates of the trainer with the cross-entropy head (base config, batch 32, T 20, right-padded clips of
+#    random lengths) against the twin's loop (benchmarks/bench_finetune_torch.py), in clips/s;
+# 4. the throughput of `avt embed --list`.
 #
 # usage: benchmarks/run.sh [STEPS]        (default 100; env THREADS = cores to use, default all)
 set -euo pipefail
@@ -12,7 +14,7 @@ STEPS=${1:-100}
 THREADS=${THREADS:-$(nproc)}
 PYTHON=${PYTHON:-/usr/bin/python3}
 BUILD=${BUILD:-build}
-make -s "$BUILD/avt" "$BUILD/bench_train" >/dev/null
+make -s "$BUILD/avt" "$BUILD/bench_train" "$BUILD/bench_finetune" >/dev/null
 
 echo "== training step: base config, batch 64, T 100, $STEPS steps, $THREADS threads =="
 torch_blas=$("$PYTHON" - <<'PY'
@@ -61,6 +63,22 @@ awk -v m="$avt_ms" 'BEGIN {printf "%-34s %10.1f %12.2f\n", "avt pretrain (C, CPU
 awk -v m="$ta_ms" 'BEGIN {printf "%-34s %10.1f %12.2f\n", "PyTorch twin loop", m, 64000 / m}'
 awk -v m="$tp_ms" 'BEGIN {printf "%-34s %10.1f %12.2f\n", "PyTorch twin loop, PASSIVE", m, 64000 / m}'
 awk -v t="$torch_ms" -v a="$avt_ms" 'BEGIN {printf "ratio: avt pretrain is %.2fx faster than the PyTorch loop (utterances/s)\n", t / a}'
+
+echo
+echo "== fine-tuning: base config, CE head of 6 classes, batch 32, T 20 (clips of 10..20 steps), $STEPS updates, $THREADS threads =="
+avt=$("$BUILD/bench_finetune" --config base --batch 32 --seq 20 --steps "$STEPS" --threads "$THREADS" 2>/dev/null)
+t_active=$("$PYTHON" benchmarks/bench_finetune_torch.py --config base --batch 32 --seq 20 --steps "$STEPS" --threads "$THREADS")
+t_passive=$(OMP_WAIT_POLICY=PASSIVE "$PYTHON" benchmarks/bench_finetune_torch.py --config base --batch 32 --seq 20 \
+    --steps "$STEPS" --threads "$THREADS")
+read -r _ avt_ms avt_cps <<<"$avt"
+read -r _ ta_ms ta_cps <<<"$t_active"
+read -r _ tp_ms tp_cps <<<"$t_passive"
+torch_cps=$(awk -v a="$ta_cps" -v b="$tp_cps" 'BEGIN {print (a > b) ? a : b}')
+printf '%-34s %10s %10s\n' "" "median ms" "clips/s"
+printf '%-34s %10s %10s\n' "avt (C, CPU)" "$avt_ms" "$avt_cps"
+printf '%-34s %10s %10s\n' "PyTorch twin" "$ta_ms" "$ta_cps"
+printf '%-34s %10s %10s\n' "PyTorch twin, OMP_WAIT_POLICY=PASSIVE" "$tp_ms" "$tp_cps"
+awk -v t="$torch_cps" -v a="$avt_cps" 'BEGIN {printf "ratio: avt fine-tunes %.2fx as many clips/s as PyTorch (avt / best PyTorch)\n", a / t}'
 
 echo
 echo "== avt embed --list: base config, 256 utterances of 25 steps (5 s), batch 8, $THREADS threads =="

@@ -78,6 +78,9 @@ typedef struct Backend {
     size_t (*mse_ws)(size_t N, int C);
     void (*mse_forward)(float *loss, float *ws, const float *pred, const float *target, size_t N, int C);
     void (*mse_backward)(float *dpred, const float *dloss, const float *pred, const float *target, size_t N, int C);
+    size_t (*ccc_ws)(size_t N, int C);
+    void (*ccc_forward)(float *loss, float *ws, const float *pred, const float *target, size_t N, int C);
+    void (*ccc_backward)(float *dpred, const float *dloss, const float *pred, const float *target, size_t N, int C);
     size_t (*sum_squares_ws)(size_t n);
     void (*sum_squares)(float *out, float *ws, const float *x, size_t n);
     void (*bertadam_update)(float *p, float *m, float *v, const float *g, const float *tensor_sq,

@@ -65,6 +65,14 @@ static void cpu_mse_backward(float *dpred, const float *dloss, const float *pred
                              int C) {
     mse_backward(dpred, *dloss, pred, target, N, C);
 }
+static void cpu_ccc_forward(float *loss, float *ws, const float *pred, const float *target, size_t N, int C) {
+    (void)ws;
+    *loss = ccc_forward(pred, target, N, C);
+}
+static void cpu_ccc_backward(float *dpred, const float *dloss, const float *pred, const float *target, size_t N,
+                             int C) {
+    ccc_backward(dpred, *dloss, pred, target, N, C);
+}
 static void cpu_sum_squares(float *out, float *ws, const float *x, size_t n) {
     (void)ws;
     sum_squares(out, x, n);
@@ -110,6 +118,9 @@ const Backend BACKEND_CPU = {
     .mse_ws = cpu_rows_ws,
     .mse_forward = cpu_mse_forward,
     .mse_backward = cpu_mse_backward,
+    .ccc_ws = cpu_rows_ws,
+    .ccc_forward = cpu_ccc_forward,
+    .ccc_backward = cpu_ccc_backward,
     .sum_squares_ws = cpu_n_ws,
     .sum_squares = cpu_sum_squares,
     .bertadam_update = bertadam_update,

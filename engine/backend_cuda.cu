@@ -119,6 +119,13 @@ static void cu_mse_backward(float *dpred, const float *dloss, const float *pred,
                             int C) {
     mse_backward_cuda(dpred, dloss, pred, target, N, C, stream);
 }
+static void cu_ccc_forward(float *loss, float *ws, const float *pred, const float *target, size_t N, int C) {
+    ccc_forward_cuda(loss, ws, pred, target, N, C, stream);
+}
+static void cu_ccc_backward(float *dpred, const float *dloss, const float *pred, const float *target, size_t N,
+                            int C) {
+    ccc_backward_cuda(dpred, dloss, pred, target, N, C, stream);
+}
 static void cu_sum_squares(float *out, float *ws, const float *x, size_t n) {
     sum_squares_cuda(out, ws, x, n, stream);
 }
@@ -169,6 +176,9 @@ static Backend make_backend(void) {
     b.mse_ws = mse_ws_floats_cuda;
     b.mse_forward = cu_mse_forward;
     b.mse_backward = cu_mse_backward;
+    b.ccc_ws = ccc_ws_floats_cuda;
+    b.ccc_forward = cu_ccc_forward;
+    b.ccc_backward = cu_ccc_backward;
     b.sum_squares_ws = sum_squares_ws_floats_cuda;
     b.sum_squares = cu_sum_squares;
     b.bertadam_update = cu_bertadam_update;

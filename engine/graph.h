@@ -45,7 +45,7 @@ size_t tensor_numel(int ndim, const int *shape);
 
 typedef enum {
     OP_LINEAR, OP_LAYERNORM, OP_ATTENTION, OP_RELU, OP_ADD, OP_CONCAT, OP_DROPOUT, OP_EMBED,
-    OP_GATHER_ROWS, OP_L1_MASKED, OP_CROSS_ENTROPY, OP_MSE, OP_COUNT
+    OP_GATHER_ROWS, OP_L1_MASKED, OP_CROSS_ENTROPY, OP_MSE, OP_CCC, OP_COUNT
 } OpKind;
 
 typedef struct {
@@ -122,5 +122,8 @@ Tensor *op_gather_rows(Graph *g, Tensor *x, const int *rows, int n);   // x (...
 Tensor *op_l1_masked(Graph *g, Tensor *pred, const float *target, const float *mask); // mask NULL: all rows
 Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *labels);               // logits (B, n) -> (1)
 Tensor *op_mse(Graph *g, Tensor *pred, const float *target);                         // -> (1)
+// 1 - CCC averaged over the C columns of pred (N, C) against target (N, C), population moments over the N rows
+// (docs/protocols.md): -> (1)
+Tensor *op_ccc(Graph *g, Tensor *pred, const float *target);
 
 #endif

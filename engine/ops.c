@@ -11,7 +11,8 @@ static float *alloc_floats(Arena *a, size_t n) { return arena_alloc(a, n * sizeo
 // ---- per-op timing (ops_profile): wall time of each kernel call, by op and direction ----
 #define PROF_ZERO_GRAD OP_COUNT // clearing the activation gradients before a backward
 static const char *OP_NAME[OP_COUNT + 1] = {"linear", "layernorm", "attention", "relu", "add", "concat", "dropout",
-                                            "embed", "gather_rows", "l1_masked", "cross_entropy", "mse", "zero_grad"};
+                                            "embed", "gather_rows", "l1_masked", "cross_entropy", "mse", "ccc",
+                                            "zero_grad"};
 static int prof_on;
 static double prof_s[OP_COUNT + 1][2];
 static long prof_calls[OP_COUNT + 1][2];
@@ -269,6 +270,19 @@ Tensor *op_mse(Graph *g, Tensor *pred, const float *target) {
     return out;
 }
 
+Tensor *op_ccc(Graph *g, Tensor *pred, const float *target) {
+    size_t N = rows_of(pred), mark;
+    int C = last_dim(pred);
+    Tensor *out = scalar_out(g, pred);
+    target = to_backend(g, target, N * C * sizeof(float));
+    float *ws = forward_ws(g, g->be->ccc_ws(N, C), &mark);
+    COMPUTE(g, OP_CCC, 0) g->be->ccc_forward(out->data, ws, pred->data, target, N, C);
+    g->act.used = mark;
+    Node *n = record(g, OP_CCC, out, pred, NULL, NULL);
+    if (n) n->cf[0] = target;
+    return out;
+}
+
 static float *grad_of(Tensor *t) { return t && t->requires_grad ? t->grad : NULL; }
 
 // Backward workspace of a node, in floats (taken from the gradient arena and released after the node).
@@ -330,6 +344,9 @@ static void node_backward(const Backend *be, Node *n, float *ws) {
         break;
     case OP_MSE:
         if (grad_of(a)) be->mse_backward(a->grad, dout, a->data, n->cf[0], rows_of(a), last_dim(a));
+        break;
+    case OP_CCC:
+        if (grad_of(a)) be->ccc_backward(a->grad, dout, a->data, n->cf[0], rows_of(a), last_dim(a));
         break;
     case OP_COUNT:
         break;

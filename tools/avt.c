@@ -14,10 +14,12 @@ static const char *USAGE =
     "  embed     turn audio/video feature files into utterance embeddings (.npy)\n"
     "  features  the model's inputs (log-mel statistics, face descriptor) from one media file, --plot draws them\n"
     "  prepare   pack a pretraining corpus (the paper's metadata CSV) into a sharded store\n"
-    "  pretrain  masked-frame pretraining on a corpus store (mpirun -np N for data parallel)\n";
+    "  pretrain  masked-frame pretraining on a corpus store (mpirun -np N for data parallel)\n"
+    "  finetune  fine-tune and evaluate on a labelled store under group K-fold cross-validation\n"
+    "  table     the paper's table: scratch vs pretrained x label fractions x seeds x folds\n";
 
 int main(int argc, char **argv) {
-    if (argc < 2) avt_die("no command given (commands: info, init, embed, features, prepare, pretrain; see avt --help)");
+    if (argc < 2) avt_die("no command given (commands: info, init, embed, features, prepare, pretrain, finetune, table; see avt --help)");
     const char *cmd = argv[1];
     if (cli_help(cmd) || strcmp(cmd, "help") == 0) {
         fputs(USAGE, stdout);
@@ -29,5 +31,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "pretrain") == 0) return cmd_pretrain(argc - 1, argv + 1);
     if (strcmp(cmd, "features") == 0) return cmd_features(argc - 1, argv + 1);
     if (strcmp(cmd, "prepare") == 0) return cmd_prepare(argc - 1, argv + 1);
-    avt_die("unknown command '%s' (commands: info, init, embed, features, prepare, pretrain; see avt --help)", cmd);
+    if (strcmp(cmd, "finetune") == 0) return cmd_finetune(argc - 1, argv + 1);
+    if (strcmp(cmd, "table") == 0) return cmd_table(argc - 1, argv + 1);
+    avt_die("unknown command '%s' (commands: info, init, embed, features, prepare, pretrain, finetune, table; see avt --help)", cmd);
 }

@@ -3,6 +3,7 @@
 #define AVT_CLI_H
 
 #include <stdint.h>
+#include "finetune/finetune.h"
 #include "models/avt.h"
 
 int cmd_info(int argc, char **argv);
@@ -11,6 +12,8 @@ int cmd_embed(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
 int cmd_features(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
+int cmd_table(int argc, char **argv);
 
 // argv[*i] is a flag that takes a value: return the value and advance, or die naming the flag.
 const char *cli_value(int argc, char **argv, int *i);
@@ -32,6 +35,30 @@ AvtConfig cli_config_named(const char *name);    // base | large | tiny | FILE.j
     "  --heads H           override n_heads\n" \
     "  --audio-dim N       audio feature width (512)\n" \
     "  --video-dim N       video feature width (17)\n"
+
+// The fine-tuning flags that avt finetune and avt table share (tools/cmd_finetune.c); 1 if argv[*i] was one.
+int cli_finetune_flag(int argc, char **argv, int *i, FtSettings *s);
+#define CLI_FINETUNE_HELP \
+    "  --data DIR          corpus store written by avt prepare, with its labels.csv\n" \
+    "  --target COLS       labels.csv column(s): one non-numeric column = classes (its values, sorted), numeric\n" \
+    "                      columns = regression, one output each (e.g. emotion; arousal,valence,dominance)\n" \
+    "  --task KIND         classes, values or auto (default: from the column's values)\n" \
+    "  --group-by COL      group column of the folds: no group is in two of a fold's sides (default speaker;\n" \
+    "                      MSP-IMPROV: session)\n" \
+    "  --folds K           group K-fold cross-validation (default 5; MSP-IMPROV leave-one-session-out: 6)\n" \
+    "  --val-groups N      groups of each training side held out for model selection (default 10 %, >= 1)\n" \
+    "  --train-fraction F  the low-resource protocol: keep F of each fold's training and validation clips,\n" \
+    "                      stratified by class, nested across F for one seed; the test clips stay (default 1)\n" \
+    "  --split-seed S      the folds and validation groups (default 1)\n" \
+    "  --weights W         start from a pretrained checkpoint (a head is added); without it: from scratch\n" \
+    CLI_CONFIG_HELP \
+    "  --freeze            train the head only (the upstream as a fixed feature extractor)\n" \
+    "  --loss ce|mse|ccc   cross-entropy (classes), MSE or 1 - CCC averaged over the targets (default: ce for\n" \
+    "                      classes, ccc for values)\n" \
+    "  --epochs N          (default 20)   --batch N (default 32)   --lr X (default 1e-4, BertAdam, 10 % warmup)\n" \
+    "  --seq T             steps read per clip, right-padded (default 100)\n" \
+    "  --warmup X, --weight-decay X, --clip X   as avt pretrain (defaults 0.1, 0.01, 1.0)\n" \
+    "  --seed S            initialisation, dropout, clip order, the label fraction (default 1)\n"
 
 void cli_set_threads(int n);                     // OpenMP and OpenBLAS; n <= 0 keeps the defaults
 

@@ -60,6 +60,7 @@ typedef struct {
     const Cascade *cascade; // --layout only
     const char *cache;      // --layout: DIR/.cache
     const Layout *layout;   // --layout: labels.csv's fields
+    const char *columns;    // --from-csv with a header naming audio and video: labels.csv's columns after id,speaker
     StoreDtype dtype;
     int d_a, d_v;
 } Job;
@@ -164,6 +165,7 @@ static int prepare(const Job *j, CorpusRow *rows, size_t n, const char *dir, int
     store_writer_totals(w, &n_utt, &n_spk, &steps, &bytes);
     if (store_writer_finish(w, &err)) avt_die("%s", err.msg);
     if (j->layout && layout_write_labels(j->layout, labels_path, rows, n, &err)) avt_die("%s", err.msg);
+    if (j->columns && corpus_write_labels(labels_path, j->columns, rows, n, &err)) avt_die("%s", err.msg);
     fprintf(stderr, "prepared %zu utterances of %u speakers (%llu steps, %llu bytes, %s) into %s in %.1f s", n_utt,
             n_spk, (unsigned long long)steps, (unsigned long long)bytes, j->dtype == STORE_F16 ? "f16" : "f32", dir,
             avt_now() - prog.t0);
@@ -216,9 +218,11 @@ int cmd_prepare(int argc, char **argv) {
     CorpusRow *rows;
     AvtErr err;
     if (meta) {
-        if (metadata_read(meta, &rows, &n, &err)) avt_die("%s", err.msg);
-        Job j = {meta, "rows", NULL, NULL, NULL, dtype, d_a ? d_a : 512, d_v ? d_v : OPENFACE_AU_DIM};
+        char *columns;
+        if (metadata_read(meta, &rows, &n, &columns, &err)) avt_die("%s", err.msg);
+        Job j = {meta, "rows", NULL, NULL, NULL, columns, dtype, d_a ? d_a : 512, d_v ? d_v : OPENFACE_AU_DIM};
         rc = prepare(&j, rows, n, out, shard_size);
+        free(columns);
     } else {
         const Layout *L = layout_find(layout);
         if (!L) avt_die("--layout: '%s' is not voxceleb2, cremad, ravdess or mspimprov", layout);
@@ -227,7 +231,7 @@ int cmd_prepare(int argc, char **argv) {
         Cascade cascade;
         if (cascade_load(&cascade, xml, &err)) avt_die("%s", err.msg);
         char *cache = asprintf_check("%s/.cache", out);
-        Job j = {root, "files", &cascade, cache, L, dtype, FBANK_STEP_DIM, FACE_D};
+        Job j = {root, "files", &cascade, cache, L, NULL, dtype, FBANK_STEP_DIM, FACE_D};
         rc = prepare(&j, rows, n, out, shard_size);
         free(cache);
         cascade_free(&cascade);

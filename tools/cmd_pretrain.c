@@ -130,7 +130,8 @@ static int feed_next(void *ctx, TrainBatch *b, AvtErr *err) {
     Feed *f = ctx;
     if (loader_next(&f->L, &f->last, err)) return -1;
     const LoaderBatch *l = f->last;
-    *b = (TrainBatch){l->B, l->T, l->x_a, l->x_v, l->target_a, l->target_v, l->mask};
+    *b = (TrainBatch){.B = l->B, .T = l->T, .x_a = l->x_a, .x_v = l->x_v, .target_a = l->target_a,
+                      .target_v = l->target_v, .mask = l->mask};
     return 0;
 }
 

@@ -13,8 +13,9 @@
 # Deterministic for a SEED (environment, default 1); THREADS (environment, default: all cores) ffmpeg
 # processes run in parallel. OUT is replaced. Exits 2 with one line naming what is missing.
 set -euo pipefail
-
-ff() { ffmpeg -hide_banner -loglevel error -nostdin -y -threads 1 "$@"; }
+PROG=make_media_corpus.sh
+# shellcheck source=tools/media_corpus_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/media_corpus_lib.sh"
 
 if [ "${1:-}" = --clip ]; then # internal: one clip (run in parallel by xargs)
     # pool photo crop_x crop_y crop_size flip hue sat bright pitch start dur zoom0 dzoom px py out
@@ -36,43 +37,25 @@ n=${2:-60}
 seed=${SEED:-1}
 threads=${THREADS:-$(nproc 2>/dev/null || echo 2)}
 
-need() { echo "make_media_corpus.sh: $1" >&2; exit 2; }
-command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need "ffmpeg/ffprobe not found (apt-get install ffmpeg)"
-HOPPER=/usr/share/doc/facedetect/examples/grace_hopper_512x512.jpg
-ASTRONAUT=/usr/lib/python3/dist-packages/skimage/data/astronaut.png
-SPEECH_DIR=/usr/share/pocketsphinx/test/data
-[ -r "$HOPPER" ] || need "$HOPPER missing (apt-get install facedetect)"
-[ -r "$ASTRONAUT" ] || need "$ASTRONAUT missing (apt-get install python3-skimage)"
-mapfile -t wavs < <(find "$SPEECH_DIR" -name '*.wav' 2>/dev/null | LC_ALL=C sort)
-[ "${#wavs[@]}" -gt 0 ] || need "no WAVs under $SPEECH_DIR (apt-get install pocketsphinx-testdata)"
-encoders=$(ffmpeg -hide_banner -encoders 2>/dev/null)
-for e in libx264 aac; do
-    grep -q " $e " <<<"$encoders" || need "this ffmpeg has no $e encoder"
-done
+media_check_deps libx264 aac
 [ "$n" -ge 1 ] 2>/dev/null || need "N must be a positive number of clips"
 
 rm -rf "$out"
 mkdir -p "$out/.work"
-pool="$out/.work/speech.wav"
-# All the speech, end to end, as one 16 kHz mono WAV: clips are segments of it at random offsets.
-inputs=() labels=""
-for i in "${!wavs[@]}"; do
-    inputs+=(-i "${wavs[$i]}")
-    labels+="[$i:a]"
-done
-ff "${inputs[@]}" -filter_complex "${labels}concat=n=${#wavs[@]}:v=0:a=1,aresample=16000[a]" -map "[a]" -ac 1 "$pool"
-total=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$pool")
+pool="$out/.work/speech.wav" # all the speech, end to end: clips are segments of it at random offsets
+total=$(media_speech_pool "$pool")
 
 speakers=8
 [ "$n" -lt 16 ] && speakers=$(((n + 1) / 2))
 # The job list: one line of --clip arguments per clip, drawn from awk's generator seeded with SEED.
 awk -v n="$n" -v S="$speakers" -v seed="$seed" -v total="$total" -v pool="$pool" -v out="$out" \
-    -v hopper="$HOPPER" -v astro="$ASTRONAUT" 'BEGIN {
+    -v hopper="${PHOTO[0]}" -v astro="${PHOTO[1]}" -v fx0="${FACE_X[0]}" -v fy0="${FACE_Y[0]}" \
+    -v fmin0="${FACE_MIN[0]}" -v fx1="${FACE_X[1]}" -v fy1="${FACE_Y[1]}" -v fmin1="${FACE_MIN[1]}" 'BEGIN {
     srand(seed)
     abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     # face centre (x, y) and the smallest crop that holds the face, per photo
-    photo[0] = hopper; fx[0] = 256; fy[0] = 200; fmin[0] = 300
-    photo[1] = astro;  fx[1] = 215; fy[1] = 130; fmin[1] = 220
+    photo[0] = hopper; fx[0] = fx0; fy[0] = fy0; fmin[0] = fmin0
+    photo[1] = astro;  fx[1] = fx1; fy[1] = fy1; fmin[1] = fmin1
     for (s = 0; s < S; s++) {
         p = s % 2
         id[s] = sprintf("id%05d", 10 + s * 97 + int(rand() * 90))

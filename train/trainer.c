@@ -123,10 +123,14 @@ static void save(Trainer *t, const TrainerHooks *h) {
     dist_barrier(t->d);
 }
 
-void trainer_run(Trainer *t, const BatchSource *train, const BatchSource *val, const TrainerHooks *h) {
-    if (t->c.every < 1 || !t->c.run_dir) avt_fatal("trainer_run: the config lacks run_dir or every");
+void trainer_catch_signals(void) {
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+}
+
+void trainer_run(Trainer *t, const BatchSource *train, const BatchSource *val, const TrainerHooks *h) {
+    if (t->c.every < 1 || !t->c.run_dir) avt_fatal("trainer_run: the config lacks run_dir or every");
+    trainer_catch_signals();
     AvtErr err;
     while (t->o.step < t->o.t_total && (t->c.max_steps < 0 || t->done < t->c.max_steps)) {
         // Not again at the update a resumed run starts at: its checkpoint is there already.

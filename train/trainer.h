@@ -94,6 +94,8 @@ void trainer_step(Trainer *t, const TrainBatch *b, TrainStats *st);
 double trainer_validate(Trainer *t, const BatchSource *src);
 // Up to c.max_steps updates from train, with the cadence above; val may be NULL (no validation set).
 void trainer_run(Trainer *t, const BatchSource *train, const BatchSource *val, const TrainerHooks *hooks);
+// From now on SIGINT and SIGTERM ask the run to stop (trainer_run calls it; a caller with its own loop does).
+void trainer_catch_signals(void);
 // A signal asked this process to stop, or trainer_run stopped for one on another rank.
 int trainer_interrupted(const Trainer *t);
 

@@ -290,28 +290,6 @@ int layout_read(const Layout *L, const char *root, CorpusRow **rows_out, size_t 
     return 0;
 }
 
-typedef struct {
-    const Layout *L;
-    const char *path;
-    const CorpusRow *rows;
-    size_t n;
-} LabelsCtx;
-
-static int labels_write_fn(FILE *f, void *ctx, AvtErr *err) {
-    const LabelsCtx *c = ctx;
-    fprintf(f, "id,speaker,%s\n", c->L->header);
-    for (size_t i = 0; i < c->n; i++) {
-        const CorpusRow *r = &c->rows[i];
-        if (!r->stored) continue;
-        corpus_csv_field(f, r->id);
-        fputc(',', f);
-        corpus_csv_field(f, r->speaker);
-        fprintf(f, ",%s\n", r->labels);
-    }
-    return ferror(f) ? avt_err_set(err, "%s: write failed: %s", c->path, strerror(errno)) : 0;
-}
-
 int layout_write_labels(const Layout *L, const char *path, const CorpusRow *rows, size_t n, AvtErr *err) {
-    LabelsCtx c = {L, path, rows, n};
-    return avt_write_atomic(path, labels_write_fn, &c, err);
+    return corpus_write_labels(path, L->header, rows, n, err);
 }

@@ -1,6 +1,7 @@
 #include "data/corpus/metadata.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,15 +59,78 @@ static char *trim(char *s) {
     return s;
 }
 
-// A metadata field: trimmed, and without the quotes pandas puts around fields holding commas.
-static char *field(char *s) {
-    s = trim(s);
-    size_t n = strlen(s);
-    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
-        s[n - 1] = '\0';
-        s++;
+// Whether rec ends inside a quoted field (corpus_csv_split's grammar): its record goes on on the next line.
+static int quote_open(const char *rec) {
+    int start = 1, quoted = 0; // at a field's start; inside a quoted field
+    for (const char *c = rec; *c; c++) {
+        if (quoted) {
+            if (*c == '"' && c[1] == '"') c++;
+            else if (*c == '"') quoted = 0;
+        } else if (*c == ',') start = 1;
+        else if (start && *c == '"') {
+            quoted = 1;
+            start = 0;
+        } else if (*c != ' ' && *c != '\t') start = 0;
     }
-    return s;
+    return quoted;
+}
+
+int corpus_csv_read(FILE *f, char **buf, size_t *cap, long *lineno) {
+    if (getline(buf, cap, f) == -1) return -1;
+    ++*lineno;
+    char *more = NULL;
+    size_t more_cap = 0;
+    while (quote_open(*buf)) {
+        ssize_t m = getline(&more, &more_cap, f);
+        if (m == -1) break; // the split reports the open quote
+        ++*lineno;
+        size_t len = strlen(*buf);
+        if (len + (size_t)m + 1 > *cap) {
+            *cap = len + (size_t)m + 1;
+            *buf = realloc(*buf, *cap);
+            if (!*buf) avt_fatal("out of memory reading a CSV record");
+        }
+        memcpy(*buf + len, more, (size_t)m + 1);
+    }
+    free(more);
+    size_t len = strlen(*buf);
+    while (len && ((*buf)[len - 1] == '\n' || (*buf)[len - 1] == '\r')) (*buf)[--len] = '\0';
+    return 0;
+}
+
+int corpus_csv_split(char *rec, CsvFields *f) {
+    f->n = 0;
+    for (char *c = rec;;) {
+        if (f->n == f->cap) {
+            f->cap = f->cap ? 2 * f->cap : 16;
+            f->v = realloc(f->v, f->cap * sizeof *f->v);
+            if (!f->v) avt_fatal("out of memory splitting a CSV record");
+        }
+        while (*c == ' ' || *c == '\t') c++;
+        char *next;
+        if (*c == '"') { // unquote in place: the text only shrinks
+            char *out = ++c;
+            f->v[f->n++] = out;
+            for (;; c++) {
+                if (*c == '\0') return -1;
+                if (*c == '"' && c[1] != '"') break;
+                *out++ = *c;
+                if (*c == '"') c++;
+            }
+            c++;
+            *out = '\0';
+            while (*c == ' ' || *c == '\t' || *c == '\r' || *c == '\n') c++;
+            if (*c != ',' && *c != '\0') return -1;
+            next = *c ? c + 1 : NULL;
+        } else {
+            char *comma = strchr(c, ',');
+            if (comma) *comma = '\0';
+            f->v[f->n++] = trim(c);
+            next = comma ? comma + 1 : NULL;
+        }
+        if (!next) return 0;
+        c = next;
+    }
 }
 
 // The malloc'd array grown to hold one more of n items of the given size.
@@ -114,56 +178,163 @@ static void mark_duplicates(CorpusRow *rows, size_t n, const char *path) {
     free(by_id);
 }
 
-int metadata_read(const char *path, CorpusRow **rows_out, size_t *n_out, AvtErr *err) {
+// A metadata header naming its columns (see metadata_read).
+typedef struct {
+    size_t n;                         // fields of every row
+    size_t audio, video, id, speaker; // their columns; id and speaker NO_COLUMN when absent
+    size_t *further, n_further;       // the label columns
+    char *columns;                    // their names, as labels.csv's header takes them
+} Header;
+#define NO_COLUMN SIZE_MAX
+
+static size_t column_of(const CsvFields *f, const char *name) {
+    for (size_t k = 0; k < f->n; k++)
+        if (strcmp(f->v[k], name) == 0) return k;
+    return NO_COLUMN;
+}
+
+// The fields v[idx[k]] (k < n) as CSV fields, comma-joined: labels.csv's form.
+static char *csv_join(char *const *v, const size_t *idx, size_t n) {
+    char *s = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&s, &len);
+    if (!m) avt_fatal("out of memory");
+    for (size_t k = 0; k < n; k++) {
+        if (k) fputc(',', m);
+        corpus_csv_field(m, v[idx[k]]);
+    }
+    if (fclose(m) != 0) avt_fatal("out of memory");
+    return s;
+}
+
+static int header_read(Header *h, const CsvFields *f, const char *path, long line, AvtErr *err) {
+    for (size_t k = 0; k < f->n; k++) {
+        if (!*f->v[k]) return avt_err_set(err, "%s:%ld: header column %zu has no name", path, line, k + 1);
+        for (size_t j = 0; j < k; j++)
+            if (strcmp(f->v[j], f->v[k]) == 0)
+                return avt_err_set(err, "%s:%ld: the header names column '%s' twice", path, line, f->v[k]);
+    }
+    h->n = f->n;
+    h->audio = column_of(f, "audio");
+    h->video = column_of(f, "video");
+    if (h->audio == NO_COLUMN || h->video == NO_COLUMN)
+        return avt_err_set(err, "%s:%ld: the header names '%s' but no '%s' column", path, line,
+                           h->audio == NO_COLUMN ? "video" : "audio", h->audio == NO_COLUMN ? "audio" : "video");
+    h->id = column_of(f, "id");
+    h->speaker = column_of(f, "speaker");
+    h->further = malloc_check(f->n * sizeof *h->further);
+    h->n_further = 0;
+    for (size_t k = 0; k < f->n; k++)
+        if (k != h->audio && k != h->video && k != h->id && k != h->speaker) h->further[h->n_further++] = k;
+    h->columns = csv_join(f->v, h->further, h->n_further);
+    return 0;
+}
+
+// Row r's paths, id, speaker and labels from its fields: as the header h names them, or (h NULL) the paper's.
+static void row_fill(CorpusRow *r, const CsvFields *f, const Header *h, const char *path, int dir_len) {
+    if (h && f->n != h->n) {
+        r->bad = asprintf_check("%s:%ld: expected %zu fields as the header, got %zu", path, r->line, h->n, f->n);
+        return;
+    }
+    const char *audio = f->v[h ? h->audio : 0], *video = h ? f->v[h->video] : f->n > 1 ? f->v[1] : "";
+    if (!*audio || !*video) {
+        r->bad = h ? asprintf_check("%s:%ld: empty %s path", path, r->line, *audio ? "video" : "audio")
+                   : asprintf_check("%s:%ld: expected 'audio_csv,openface_csv[,seq_len[,masking_list]]'", path,
+                                    r->line);
+        return;
+    }
+    r->audio = audio[0] == '/' ? asprintf_check("%s", audio) : asprintf_check("%.*s%s", dir_len, path, audio);
+    r->video = video[0] == '/' ? asprintf_check("%s", video) : asprintf_check("%.*s%s", dir_len, path, video);
+    r->id = h && h->id != NO_COLUMN ? asprintf_check("%s", f->v[h->id]) : corpus_id(audio);
+    r->speaker = h && h->speaker != NO_COLUMN ? asprintf_check("%s", f->v[h->speaker]) : speaker_of(audio, r->audio);
+    if (h) r->labels = csv_join(f->v, h->further, h->n_further);
+    if (!*r->id || !*r->speaker)
+        r->bad = asprintf_check("%s:%ld: empty %s", path, r->line, *r->id ? "speaker" : "id");
+    else if (strlen(r->id) > STORE_ID_MAX)
+        r->bad = asprintf_check("%s:%ld: utterance id '%.60s...' is longer than %d bytes", path, r->line, r->id,
+                                STORE_ID_MAX);
+}
+
+int metadata_read(const char *path, CorpusRow **rows_out, size_t *n_out, char **columns, AvtErr *err) {
     *rows_out = NULL;
     *n_out = 0;
+    *columns = NULL;
     FILE *f = fopen(path, "r");
     if (!f) return avt_err_set(err, "%s: cannot open: %s", path, strerror(errno));
     const char *slash = strrchr(path, '/');
     int dir_len = slash ? (int)(slash - path + 1) : 0; // with its trailing '/'
     CorpusRow *rows = NULL;
-    size_t n = 0, cap = 0, len = 0;
+    size_t n = 0, cap = 0, rec_cap = 0;
+    Header h = {0};
+    CsvFields fields = {0};
+    int seen = 0, named = 0, rc = 0;
+    char *rec = NULL;
     long lineno = 0;
-    int seen = 0;
-    char *line = NULL;
-    while (getline(&line, &len, f) != -1) {
-        lineno++;
-        char *s = trim(line);
+    for (long at = 1; rc == 0 && corpus_csv_read(f, &rec, &rec_cap, &lineno) == 0; at = lineno + 1) {
+        char *s = rec + strspn(rec, " \t");
         if (*s == '\0' || *s == '#') continue;
-        char *c1 = strchr(s, ',');
-        char *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
-        if (c1) *c1 = '\0';
-        if (c2) *c2 = '\0';
-        char *audio = field(s), *video = c1 ? field(c1 + 1) : "";
-        if (!seen++ && !strchr(audio, '.') && !strchr(video, '.')) continue; // a header row
+        int broken = corpus_csv_split(s, &fields);
+        if (!seen++ && !broken) {
+            if (column_of(&fields, "audio") != NO_COLUMN || column_of(&fields, "video") != NO_COLUMN) {
+                rc = header_read(&h, &fields, path, at, err);
+                named = 1;
+                continue;
+            }
+            if (!strchr(fields.v[0], '.') && (fields.n < 2 || !strchr(fields.v[1], '.'))) continue; // the paper's
+        }
         rows = grow(rows, n, &cap, sizeof *rows, path);
         CorpusRow *r = &rows[n++];
         memset(r, 0, sizeof *r);
-        r->line = lineno;
-        if (!*audio || !*video) {
-            r->bad = asprintf_check("%s:%ld: expected 'audio_csv,openface_csv[,seq_len[,masking_list]]'", path, lineno);
-            r->id = asprintf_check("%s", "");
-            continue;
-        }
-        r->audio = audio[0] == '/' ? asprintf_check("%s", audio) : asprintf_check("%.*s%s", dir_len, path, audio);
-        r->video = video[0] == '/' ? asprintf_check("%s", video) : asprintf_check("%.*s%s", dir_len, path, video);
-        r->id = corpus_id(audio);
-        r->speaker = speaker_of(audio, r->audio);
-        if (strlen(r->id) > STORE_ID_MAX)
-            r->bad = asprintf_check("%s:%ld: utterance id '%.60s...' is longer than %d bytes", path, lineno, r->id,
-                                   STORE_ID_MAX);
+        r->line = at;
+        if (broken)
+            r->bad = asprintf_check("%s:%ld: malformed quoting (a quote left open, or text after a closing one)", path,
+                                    at);
+        else row_fill(r, &fields, named ? &h : NULL, path, dir_len);
+        if (!r->id) r->id = asprintf_check("%s", "");
     }
-    int read_failed = ferror(f);
-    free(line);
+    if (rc == 0 && ferror(f)) rc = avt_err_set(err, "%s: read error", path);
+    if (rc == 0 && n == 0) rc = avt_err_set(err, "%s: no rows", path);
+    free(rec);
+    free(fields.v);
+    free(h.further);
     fclose(f); // read-only: nothing to lose on close
-    if (read_failed || n == 0) {
+    if (rc) {
+        free(h.columns);
         corpus_rows_free(rows, n);
-        return read_failed ? avt_err_set(err, "%s: read error", path) : avt_err_set(err, "%s: no rows", path);
+        return -1;
     }
     mark_duplicates(rows, n, path);
     *rows_out = rows;
     *n_out = n;
+    *columns = h.columns;
     return 0;
+}
+
+typedef struct {
+    const char *path, *columns;
+    const CorpusRow *rows;
+    size_t n;
+} LabelsCtx;
+
+static int labels_write_fn(FILE *f, void *ctx, AvtErr *err) {
+    const LabelsCtx *c = ctx;
+    int more = c->columns && *c->columns;
+    fprintf(f, "id,speaker%s%s\n", more ? "," : "", more ? c->columns : "");
+    for (size_t i = 0; i < c->n; i++) {
+        const CorpusRow *r = &c->rows[i];
+        if (!r->stored) continue;
+        corpus_csv_field(f, r->id);
+        fputc(',', f);
+        corpus_csv_field(f, r->speaker);
+        if (more) fprintf(f, ",%s", r->labels);
+        fputc('\n', f);
+    }
+    return ferror(f) ? avt_err_set(err, "%s: write failed: %s", c->path, strerror(errno)) : 0;
+}
+
+int corpus_write_labels(const char *path, const char *columns, const CorpusRow *rows, size_t n, AvtErr *err) {
+    LabelsCtx c = {path, columns, rows, n};
+    return avt_write_atomic(path, labels_write_fn, &c, err);
 }
 
 // ---- avt embed ----

@@ -83,6 +83,11 @@ void cross_entropy_backward(float *dlogits, float dloss, const float *logits, co
 // mean (pred - target)^2 over N*C elements
 float mse_forward(const float *pred, const float *target, size_t N, int C);
 void mse_backward(float *dpred, float dloss, const float *pred, const float *target, size_t N, int C);
+// 1 - CCC averaged over the C columns, CCC = 2 cov(x, y) / (var x + var y + (mean x - mean y)^2) with population
+// (1/N) moments of pred's column x and target's column y over the N rows; a column pair that is constant and equal
+// counts as CCC = 1 with zero gradient. pred, target (N, C); returns 0 when N == 0 or C <= 0.
+float ccc_forward(const float *pred, const float *target, size_t N, int C);
+void ccc_backward(float *dpred, float dloss, const float *pred, const float *target, size_t N, int C);
 
 // ---- optim.c: BertAdam (docs/model.md §3.4) over one parameter tensor ----
 // *out = sum of x[i]^2 over n in a fixed order (blocked partial sums in double)

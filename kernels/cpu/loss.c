@@ -91,3 +91,58 @@ void mse_backward(float *dpred, float dloss, const float *pred, const float *tar
 #pragma omp parallel for if (n > 65536)
     for (size_t i = 0; i < n; i++) dpred[i] += g * (pred[i] - target[i]);
 }
+
+// Moments of column c of pred (x) and target (y), (N, C), in double: two passes (means, then centred sums) so a
+// constant column has exactly zero variance and the d == 0 guard below is exact.
+typedef struct {
+    double mx, my, vx, vy, cov;
+} CccMoments;
+
+static CccMoments ccc_moments(const float *pred, const float *target, size_t N, int C, int c) {
+    CccMoments m = {0};
+    for (size_t r = 0; r < N; r++) {
+        m.mx += pred[r * (size_t)C + c];
+        m.my += target[r * (size_t)C + c];
+    }
+    m.mx /= (double)N;
+    m.my /= (double)N;
+    for (size_t r = 0; r < N; r++) {
+        const double dx = (double)pred[r * (size_t)C + c] - m.mx, dy = (double)target[r * (size_t)C + c] - m.my;
+        m.vx += dx * dx;
+        m.vy += dy * dy;
+        m.cov += dx * dy;
+    }
+    m.vx /= (double)N;
+    m.vy /= (double)N;
+    m.cov /= (double)N;
+    return m;
+}
+
+float ccc_forward(const float *pred, const float *target, size_t N, int C) {
+    // pred, target (N, C); no rows or no columns: 0, as mse
+    if (N == 0 || C <= 0) return 0.0f;
+    double sum = 0.0;
+    for (int c = 0; c < C; c++) {
+        const CccMoments m = ccc_moments(pred, target, N, C, c);
+        const double dm = m.mx - m.my, d = m.vx + m.vy + dm * dm;
+        // d == 0 only when both columns are constant and equal: perfect agreement, CCC = 1 (0/0 otherwise)
+        sum += d > 0.0 ? 2.0 * m.cov / d : 1.0;
+    }
+    return (float)(1.0 - sum / C);
+}
+
+void ccc_backward(float *dpred, float dloss, const float *pred, const float *target, size_t N, int C) {
+    // dpred, pred, target (N, C). With n = 2 cov and d as in the forward, (x_i - mx) + (mx - my) = x_i - my gives
+    // dCCC/dx_i = (2/N) [(y_i - my) d - n (x_i - my)] / d^2, and dloss/dx_i = -(1/C) dCCC/dx_i.
+    if (N == 0 || C <= 0) return;
+    for (int c = 0; c < C; c++) {
+        const CccMoments m = ccc_moments(pred, target, N, C, c);
+        const double dm = m.mx - m.my, d = m.vx + m.vy + dm * dm;
+        if (!(d > 0.0)) continue;  // the d == 0 guard of the forward: CCC held at 1, zero gradient
+        const double k = -2.0 * (double)dloss / ((double)N * C * d * d), n = 2.0 * m.cov;
+        for (size_t r = 0; r < N; r++) {
+            const size_t i = r * (size_t)C + c;
+            dpred[i] += (float)(k * (((double)target[i] - m.my) * d - n * ((double)pred[i] - m.my)));
+        }
+    }
+}

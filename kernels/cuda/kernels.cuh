@@ -54,6 +54,12 @@ void mse_forward_cuda(float *loss, float *ws, const float *pred, const float *ta
                       cudaStream_t stream);
 void mse_backward_cuda(float *dpred, const float *dloss, const float *pred, const float *target, size_t N, int C,
                        cudaStream_t stream);
+// 1 - mean CCC over (N, C) (kernels/cpu/kernels.h): one block, no workspace (ccc_ws_floats_cuda is 0)
+size_t ccc_ws_floats_cuda(size_t N, int C);
+void ccc_forward_cuda(float *loss, float *ws, const float *pred, const float *target, size_t N, int C,
+                      cudaStream_t stream);
+void ccc_backward_cuda(float *dpred, const float *dloss, const float *pred, const float *target, size_t N, int C,
+                       cudaStream_t stream);
 
 // ---- linear.cu: GEMMs through cuBLASLt (fp32 compute, bias epilogue); the bias gradient by a deterministic
 // column reduction (per-block partials in ws, then a fixed-order pass) ----

@@ -1,7 +1,8 @@
 // Losses, the twins of kernels/cpu/loss.c. Every loss is a deterministic two-stage reduction without atomics
 // (kernels/cuda/reduce.cuh): stage-1 blocks reduce fixed slices in double and write partials to ws, then one block
 // sums the partials in a fixed order and writes the loss to a device scalar. The CPU sums serially in double: the
-// results agree to rounding. Backwards read dloss from a device scalar, so nothing waits on the host.
+// results agree to rounding (ccc: one block, fixed trees, see below). Backwards read dloss from a device scalar, so
+// nothing waits on the host.
 #include "kernels/cuda/kernels.cuh"
 #include "kernels/cuda/reduce.cuh"
 
@@ -126,6 +127,69 @@ static __global__ void mse_backward_kernel(float *dpred, const float *dloss, con
         dpred[i] = __fadd_rn(dpred[i], __fmul_rn(g, pred[i] - target[i]));
 }
 
+// ---- concordance correlation: N is a batch (tens of rows) and C a few columns, so one block does the whole loss,
+// column after column, in double through fixed trees: no workspace, and nothing lost to float partials ----
+struct CccMoments {
+    double mx, my, vx, vy, cov;
+};
+
+// Moments of column c of pred (x) and target (y), (N, C), N > 0, in every thread of the block: means first, then
+// centred sums, as the CPU (a constant column has exactly zero variance, so the d == 0 guard is the CPU's).
+static __device__ CccMoments ccc_moments(const float *pred, const float *target, size_t N, int C, int c) {
+    double sx = 0.0, sy = 0.0;
+    for (size_t r = threadIdx.x; r < N; r += blockDim.x) {
+        sx += pred[r * (size_t)C + c];
+        sy += target[r * (size_t)C + c];
+    }
+    CccMoments m;
+    m.mx = block_sum<double>(sx) / (double)N;
+    m.my = block_sum<double>(sy) / (double)N;
+    double vx = 0.0, vy = 0.0, cov = 0.0;
+    for (size_t r = threadIdx.x; r < N; r += blockDim.x) {
+        const double dx = (double)pred[r * (size_t)C + c] - m.mx, dy = (double)target[r * (size_t)C + c] - m.my;
+        vx += dx * dx;
+        vy += dy * dy;
+        cov += dx * dy;
+    }
+    m.vx = block_sum<double>(vx) / (double)N;
+    m.vy = block_sum<double>(vy) / (double)N;
+    m.cov = block_sum<double>(cov) / (double)N;
+    return m;
+}
+
+// One block. *loss = 1 - mean over the C columns of CCC; 0 when N == 0 or C <= 0, as on the CPU.
+static __global__ void ccc_forward_kernel(float *loss, const float *pred, const float *target, size_t N, int C) {
+    if (N == 0 || C <= 0) {
+        if (threadIdx.x == 0) *loss = 0.0f;
+        return;
+    }
+    double sum = 0.0;
+    for (int c = 0; c < C; c++) {
+        const CccMoments m = ccc_moments(pred, target, N, C, c);
+        const double dm = m.mx - m.my, d = m.vx + m.vy + dm * dm;
+        sum += d > 0.0 ? 2.0 * m.cov / d : 1.0;  // d == 0: both constant and equal, CCC = 1 (see the CPU)
+    }
+    if (threadIdx.x == 0) *loss = (float)(1.0 - sum / C);
+}
+
+// One block. dpred += dloss * -(1/C) dCCC/dx, dCCC/dx_i = (2/N) [(y_i - my) d - 2 cov (x_i - my)] / d^2; each item
+// is written by one thread. A column with d == 0 gets no gradient (the same for every thread, so no divergence
+// around the block's barriers).
+static __global__ void ccc_backward_kernel(float *dpred, const float *dloss, const float *pred, const float *target,
+                                           size_t N, int C) {
+    const double g = (double)*dloss;
+    for (int c = 0; c < C; c++) {
+        const CccMoments m = ccc_moments(pred, target, N, C, c);
+        const double dm = m.mx - m.my, d = m.vx + m.vy + dm * dm;
+        if (!(d > 0.0)) continue;
+        const double k = -2.0 * g / ((double)N * C * d * d), n = 2.0 * m.cov;
+        for (size_t r = threadIdx.x; r < N; r += blockDim.x) {
+            const size_t i = r * (size_t)C + c;
+            dpred[i] += (float)(k * (((double)target[i] - m.my) * d - n * ((double)pred[i] - m.my)));
+        }
+    }
+}
+
 extern "C" {
 
 size_t l1_masked_ws_floats_cuda(size_t N, int C) { return 2 * (size_t)l1_grid(N, C) + 1; }
@@ -180,6 +244,24 @@ void mse_backward_cuda(float *dpred, const float *dloss, const float *pred, cons
     if (n == 0) return;
     LAUNCH(mse_backward_kernel, avt_grid(n, REDUCE_BLOCK, LOSS_EW_MAX_GRID), REDUCE_BLOCK, 0, stream, dpred, dloss,
            pred, target, n);
+}
+
+// One block reduces in double on its own: no workspace (the parameter keeps mse's calling convention).
+size_t ccc_ws_floats_cuda(size_t N, int C) {
+    (void)N, (void)C;
+    return 0;
+}
+
+void ccc_forward_cuda(float *loss, float *ws, const float *pred, const float *target, size_t N, int C,
+                      cudaStream_t stream) {
+    (void)ws;
+    LAUNCH(ccc_forward_kernel, 1, REDUCE_BLOCK, 0, stream, loss, pred, target, N, C);
+}
+
+void ccc_backward_cuda(float *dpred, const float *dloss, const float *pred, const float *target, size_t N, int C,
+                       cudaStream_t stream) {
+    if (N == 0 || C <= 0) return;  // nothing to accumulate, as on the CPU
+    LAUNCH(ccc_backward_kernel, 1, REDUCE_BLOCK, 0, stream, dpred, dloss, pred, target, N, C);
 }
 
 }  // extern "C"

@@ -336,3 +336,51 @@ Test(cuda_loss, mse_forward_backward) {
         check_bits("mse", what, dd.get(), dpred);
     }
 }
+
+// ---- concordance correlation: one block in double, so within a float rounding of the CPU ----
+Test(cuda_loss, ccc_forward_backward) {
+    // the fine-tuning batch (64 x 1..3), one row, more rows than the block (256), no rows
+    static const int SHAPES[][2] = {{64, 3}, {64, 1}, {1, 1}, {7, 2}, {300, 3}, {1000, 2}, {0, 3}};  // N, C
+    for (const auto &s : SHAPES) {
+        for (int constant = 0; constant < 2; constant++) {
+            const size_t N = (size_t)s[0];
+            const int C = s[1];
+            char what[64];
+            snprintf(what, sizeof what, "N %zu C %d%s", N, C, constant ? " col 0 constant" : "");
+            const size_t n = N * C;
+            const Vec target = rnd(n, 90 + (uint32_t)n), noise = rnd(n, 91 + (uint32_t)n);
+            const Vec d0 = rnd(n, 92 + (uint32_t)n), zeros(n, 0.0f);
+            Vec pred(n);
+            for (size_t i = 0; i < n; i++) pred[i] = 0.7f * target[i] + 0.5f * noise[i] + 0.2f;
+            Vec tgt = target;
+            if (constant)  // column 0 constant and equal in both: the d == 0 guard
+                for (size_t r = 0; r < N; r++) pred[r * C] = tgt[r * C] = 0.25f;
+            const float dloss = 0.7f;
+            const float loss = ccc_forward(pred.data(), tgt.data(), N, C);
+            Vec dpred = d0, dfresh = zeros;
+            ccc_backward(dpred.data(), dloss, pred.data(), tgt.data(), N, C);
+            ccc_backward(dfresh.data(), dloss, pred.data(), tgt.data(), N, C);
+
+            Dev dp(pred), dt(tgt), dl(1), dws(ccc_ws_floats_cuda(N, C)), dd(d0), ddl(Vec{dloss});
+            auto fwd = [&] {
+                ccc_forward_cuda(dl.p, dws.p, dp.p, dt.p, N, C, 0);
+                return dl.get();
+            };
+            auto bwd = [&](const Vec &start) {
+                dd.put(start);
+                ccc_backward_cuda(dd.p, ddl.p, dp.p, dt.p, N, C, 0);
+                return dd.get();
+            };
+            expect_close(fwd(), Vec{loss}, "ccc", what);
+            expect_close(bwd(zeros), dfresh, "ccc", what);  // the gradient alone, against its own magnitude
+            expect_close(bwd(d0), dpred, "ccc", what);      // accumulated
+            if (constant) {
+                const Vec g = bwd(zeros);
+                for (size_t r = 0; r < N; r++) cr_assert_eq(g[r * C], 0.0f, "%s: row %zu of column 0", what, r);
+            }
+            expect_schedule_independent(fwd, what);
+            expect_schedule_independent([&] { return bwd(d0); }, what);
+        }
+    }
+}
+

@@ -29,6 +29,7 @@ static const GradTol GRAD_TOL[] = {
     {"attention", 3e-2, 5e-3, 1e-2},
     {"cross_entropy", 1e-2, 5e-3, 1e-2},
     {"mse", 1e-2, 5e-3, 1e-2},
+    {"ccc", 1e-2, 5e-3, 1e-2},
     // piecewise linear ops (inputs kept eps away from the kinks): the difference is exact up to rounding
     {"relu", 1e-2, 1e-4, 1e-2},
     {"concat", 1e-2, 1e-4, 1e-2},
@@ -457,4 +458,36 @@ Test(gradcheck, mse) {
     GcCase gc = {"mse", "5x7", 0, &c, mse_obj, mse_bwd, 1, {{"pred", c.pred, c.dpred, n}}};
     gradcheck(&gc);
     free(c.pred), free(c.target), free(c.dpred);
+}
+
+static double ccc_obj(void *p) {
+    LossCtx *c = p;
+    return (double)c->G * ccc_forward(c->pred, c->target, c->N, c->C);
+}
+
+static void ccc_bwd(void *p) {
+    LossCtx *c = p;
+    ccc_backward(c->dpred, c->G, c->pred, c->target, c->N, c->C);
+}
+
+// Partly concordant (pred = target scaled, shifted, plus noise) so every term of CCC's gradient is non-zero; a short
+// batch of three columns and the fine-tuning batch with one. The d == 0 guard is not differentiable (any move off a
+// constant-equal pair drops CCC to 0) and is tested in test_kernels.c.
+Test(gradcheck, ccc) {
+    rng_seed(115);
+    static const int SHAPES[][2] = {{8, 3}, {64, 1}};
+    for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
+        LossCtx c = {.N = (size_t)SHAPES[s][0], .C = SHAPES[s][1], .G = 0.8f};
+        size_t n = c.N * c.C;
+        c.pred = falloc(n), c.target = falloc(n), c.dpred = falloc(n);
+        float *noise = falloc(n);
+        fill_uniform(c.target, n, -1, 1);
+        fill_uniform(noise, n, -1, 1);
+        for (size_t i = 0; i < n; i++) c.pred[i] = 0.7f * c.target[i] + 0.5f * noise[i] + 0.2f;
+        char label[16];
+        snprintf(label, sizeof label, "%zux%d", c.N, c.C);
+        GcCase gc = {"ccc", label, 0, &c, ccc_obj, ccc_bwd, 1, {{"pred", c.pred, c.dpred, n}}};
+        gradcheck(&gc);
+        free(c.pred), free(c.target), free(c.dpred), free(noise);
+    }
 }

@@ -239,6 +239,104 @@ Test(kernels, l1_backward_sign_of_zero_is_zero) {
     cr_assert(dp[1] == 0.25f && dp[3] == -0.25f, "got %g %g", dp[1], dp[3]);
 }
 
+// 1 - mean CCC by another route than the kernel's: one pass of raw moments, Pearson rho, then
+// CCC = 2 rho sx sy / (sx^2 + sy^2 + (mx - my)^2); pred, target (N, C)
+static double ref_ccc_loss(const float *p, const float *t, int N, int C) {
+    double sum = 0.0;
+    for (int c = 0; c < C; c++) {
+        double sx = 0.0, sy = 0.0, sxx = 0.0, syy = 0.0, sxy = 0.0;
+        for (int r = 0; r < N; r++) {
+            double x = p[r * C + c], y = t[r * C + c];
+            sx += x, sy += y, sxx += x * x, syy += y * y, sxy += x * y;
+        }
+        double mx = sx / N, my = sy / N;
+        double sdx = sqrt(fmax(sxx / N - mx * mx, 0.0)), sdy = sqrt(fmax(syy / N - my * my, 0.0));
+        double rho = (sxy / N - mx * my) / (sdx * sdy);
+        sum += 2.0 * rho * sdx * sdy / (sdx * sdx + sdy * sdy + (mx - my) * (mx - my));
+    }
+    return 1.0 - sum / C;
+}
+
+Test(kernels, ccc_matches_pearson_form) {
+    rng_seed(10);
+    // the fine-tuning shape (batch 64, arousal/valence/dominance), one column, and a short odd batch
+    static const int SHAPES[][2] = {{64, 3}, {64, 1}, {7, 2}};
+    for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
+        const int N = SHAPES[s][0], C = SHAPES[s][1];
+        float p[64 * 3], t[64 * 3], noise[64 * 3];
+        fill_uniform(t, (size_t)N * C, -1, 1);
+        fill_uniform(noise, (size_t)N * C, -1, 1);
+        // correlated, shifted and scaled so every term of the denominator matters
+        for (int i = 0; i < N * C; i++) p[i] = 0.8f * t[i] + 0.4f * noise[i] + 0.1f * (float)(i % C + 1);
+        double ref = ref_ccc_loss(p, t, N, C);
+        float got = ccc_forward(p, t, N, C);
+        cr_assert(ref > 0.0 && ref < 1.0, "%dx%d: a partly concordant case, got reference %g", N, C, ref);
+        cr_assert(fabs(got - ref) < 1e-6, "%dx%d: %.9g vs %.9g", N, C, got, ref);
+        // identical columns agree perfectly
+        cr_assert(fabs(ccc_forward(t, t, N, C)) < 1e-6, "%dx%d: ccc(t, t) = 1", N, C);
+    }
+}
+
+Test(kernels, ccc_constant_equal_is_one_with_zero_gradient) {
+    rng_seed(11);
+    enum { N = 16, C = 2 };
+    float p[N * C], t[N * C];
+    fill_uniform(p, N * C, -1, 1);
+    fill_uniform(t, N * C, -1, 1);
+    for (int r = 0; r < N; r++) p[r * C] = t[r * C] = 0.3f;  // column 0: both constant and equal
+    // column 1 alone through the reference
+    float p1[N], t1[N];
+    for (int r = 0; r < N; r++) p1[r] = p[r * C + 1], t1[r] = t[r * C + 1];
+    double ccc1 = 1.0 - ref_ccc_loss(p1, t1, N, 1);
+    float got = ccc_forward(p, t, N, C);
+    cr_assert(fabs(got - (1.0 - (1.0 + ccc1) / 2)) < 1e-6, "column 0 must count as CCC = 1: %g", got);
+    float dp[N * C];
+    for (int i = 0; i < N * C; i++) dp[i] = 0.25f;  // backward accumulates
+    ccc_backward(dp, 1.0f, p, t, N, C);
+    for (int r = 0; r < N; r++) cr_assert(dp[r * C] == 0.25f, "row %d: constant-equal column got a gradient", r);
+    int moved = 0;
+    for (int r = 0; r < N; r++) moved += dp[r * C + 1] != 0.25f;
+    cr_assert(moved > 0, "the other column must get its gradient");
+    // every column constant and equal: loss exactly 0, no gradient, no NaN
+    for (int i = 0; i < N * C; i++) p[i] = t[i] = -1.5f;
+    cr_assert(ccc_forward(p, t, N, C) == 0.0f, "all constant and equal: loss %g", ccc_forward(p, t, N, C));
+    for (int i = 0; i < N * C; i++) dp[i] = 0.0f;
+    ccc_backward(dp, 1.0f, p, t, N, C);
+    for (int i = 0; i < N * C; i++) cr_assert(dp[i] == 0.0f, "item %d: %g", i, dp[i]);
+    // constant but different from the target: d > 0 and cov = 0, so CCC = 0 and the loss is 1
+    for (int r = 0; r < N; r++) p[r * C] = 0.3f, p[r * C + 1] = 0.7f;
+    fill_uniform(t, N * C, -1, 1);
+    cr_assert(fabs(ccc_forward(p, t, N, C) - 1.0f) < 1e-6, "constant prediction: loss %g", ccc_forward(p, t, N, C));
+    // no rows: 0, as mse
+    cr_assert(ccc_forward(p, t, 0, C) == 0.0f);
+}
+
+Test(kernels, ccc_anti_correlated_near_minus_one) {
+    rng_seed(12);
+    enum { N = 64, C = 3 };
+    float p[N * C], t[N * C], noise[N * C];
+    // rows in pairs (v, -v): means exactly 0, target = -pred, so CCC = -1 exactly, the loss 2 and its maximum
+    fill_uniform(p, N * C / 2, -1, 1);
+    for (int r = N / 2 - 1; r >= 0; r--)
+        for (int c = 0; c < C; c++) {
+            float v = p[r * C + c];
+            p[2 * r * C + c] = v, p[(2 * r + 1) * C + c] = -v;
+        }
+    for (int i = 0; i < N * C; i++) t[i] = -p[i];
+    float got = ccc_forward(p, t, N, C);
+    cr_assert(fabs(got - 2.0) < 1e-6, "exact anti-concordance: loss %.9g, want 2", got);
+    float dp[N * C] = {0};
+    ccc_backward(dp, 1.0f, p, t, N, C);
+    for (int i = 0; i < N * C; i++) cr_assert(fabs(dp[i]) < 1e-6, "item %d: %g at the loss's maximum", i, dp[i]);
+    // with noise: near -1, still the reference
+    fill_uniform(noise, N * C, -0.1f, 0.1f);
+    for (int i = 0; i < N * C; i++) t[i] = -p[i] + noise[i];
+    double ref = ref_ccc_loss(p, t, N, C);
+    got = ccc_forward(p, t, N, C);
+    cr_assert(ref > 1.95 && ref < 2.0, "reference %g", ref);
+    cr_assert(fabs(got - ref) < 1e-6, "%.9g vs %.9g", got, ref);
+}
+
 Test(kernels, elementwise_forward) {
     float a[6] = {-1, 0, 2, -3, 4, 0.5f}, b[6] = {1, 1, 1, 1, 1, 1}, o[6];
     relu_forward(o, a, 6);

@@ -1,106 +1,21 @@
 // Whole-model golden tests: the C engine against the PyTorch twin (tests/reference/avt_ref.py), which wrote
-// parameters, inputs, outputs, losses and every parameter gradient with `make golden`.
+// parameters, inputs, outputs, losses and every parameter gradient with `make golden`. The files, the model and the
+// tolerances: tests/models/golden_util.h. Fine-tuning through the trainer's objectives:
+// tests/train/test_objective_golden.c.
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "models/avt.h"
+#include "tests/models/golden_util.h"
 #include "tests/testutil.h"
-
-// All golden tolerances: max |c - torch| relative to the tensor's max |torch| (floor 1e-6).
-static const struct {
-    const char *what;
-    double tol;
-} TOL[] = {
-    {"forward outputs", 2e-5},
-    {"loss", 2e-6},
-    {"parameter gradients", 1e-4},
-};
-enum { TOL_OUT, TOL_LOSS, TOL_GRAD };
-
-typedef struct {
-    AvtModel m;
-    SafeTensors gold;
-    int B, T;
-    uint64_t seed;
-    uint32_t step, ft_step;
-} Golden;
-
-static const StTensor *need(const SafeTensors *st, const char *name) {
-    const StTensor *t = st_find(st, name);
-    cr_assert(t, "%s: tensor '%s' missing", st->path, name);
-    return t;
-}
-
-static float *load_f32(const SafeTensors *st, const char *name) {
-    const StTensor *t = need(st, name);
-    float *x = malloc(t->numel * sizeof(float));
-    st_copy_f32(x, t);
-    return x;
-}
-
-static uint64_t meta_u64(const SafeTensors *st, const char *key) {
-    const char *v = st_meta(st, key);
-    cr_assert(v, "%s: metadata '%s' missing", st->path, key);
-    return strtoull(v, NULL, 10);
-}
-
-// Model with the fine-tuning head: the twin's parameters plus its head.* tensors from the golden file.
-static void golden_open(Golden *g, const char *cfg, int with_head) {
-    char file[256];
-    AvtErr err;
-    snprintf(file, sizeof file, "%s.golden.safetensors", cfg);
-    cr_assert_eq(st_open(&g->gold, golden_path(file), &err), 0, "%s (run `make golden`)", err.msg);
-    snprintf(file, sizeof file, "%s.params.safetensors", cfg);
-    cr_assert_eq(avt_load(&g->m, golden_path(file), &err), 0, "%s", err.msg);
-    if (with_head) {
-        AvtModel plain = g->m;
-        AvtConfig c = plain.cfg;
-        c.n_out = (int)meta_u64(&g->gold, "n_class");
-        avt_init(&g->m, c, 0);
-        for (int i = 0; i < g->m.params.n; i++) {
-            Param *p = &g->m.params.p[i];
-            const Param *q = params_find(&plain.params, p->name);
-            if (q) memcpy(p->t.data, q->t.data, p->t.size * sizeof(float));
-            else st_copy_f32(p->t.data, need(&g->gold, p->name));
-        }
-        avt_free(&plain);
-    }
-    const StTensor *xa = need(&g->gold, "x_a");
-    g->B = (int)xa->shape[0];
-    g->T = (int)xa->shape[1];
-    g->seed = meta_u64(&g->gold, "seed");
-    g->step = (uint32_t)meta_u64(&g->gold, "step");
-    g->ft_step = (uint32_t)meta_u64(&g->gold, "ft_step");
-}
-
-static void golden_close(Golden *g) {
-    avt_free(&g->m);
-    st_close(&g->gold);
-}
-
-static double check_ref(const char *name, const float *got, const float *ref, size_t n, int tol) {
-    double e = rel_err(got, ref, n, 1e-6);
-    cr_expect(e <= TOL[tol].tol, "%s: error %.3g relative to scale exceeds %g (%s)", name, e, TOL[tol].tol,
-              TOL[tol].what);
-    return e;
-}
-
-static double check(const Golden *g, const char *name, const float *got, size_t n, int tol) {
-    const StTensor *ref = need(&g->gold, name);
-    cr_assert_eq(ref->numel, n, "%s: %zu elements, the twin has %zu", name, n, ref->numel);
-    float *r = load_f32(&g->gold, name);
-    double e = check_ref(name, got, r, n, tol);
-    free(r);
-    return e;
-}
 
 // The rows of a golden (B, T, D) tensor at the masked steps, in (b, t) order: what the pretraining heads compute.
 static float *masked_rows(const Golden *g, const char *name, const float *mask, size_t *n_rows) {
-    const StTensor *t = need(&g->gold, name);
+    const StTensor *t = golden_need(&g->gold, name);
     size_t D = (size_t)t->shape[2], n = 0;
-    float *all = load_f32(&g->gold, name), *out = malloc(t->numel * sizeof(float));
+    float *all = golden_load_f32(&g->gold, name), *out = malloc(t->numel * sizeof(float));
     for (size_t r = 0; r < (size_t)g->B * g->T; r++)
         if (mask[r] != 0.0f) memcpy(out + D * n++, all + D * r, D * sizeof(float));
     free(all);
@@ -112,7 +27,7 @@ static double check_masked(const Golden *g, const char *name, const Tensor *got,
     size_t n;
     float *ref = masked_rows(g, name, mask, &n);
     cr_assert_eq((size_t)got->shape[0], n, "%s: %d rows, %zu masked steps", name, got->shape[0], n);
-    double e = check_ref(name, got->data, ref, got->size, TOL_OUT);
+    double e = golden_check_ref(name, got->data, ref, got->size, TOL_OUT);
     free(ref);
     return e;
 }
@@ -128,8 +43,8 @@ static void run_open(Run *r, const Golden *g, int training, uint32_t step) {
     r->gr.training = training;
     r->gr.seed = g->seed;
     r->gr.step = step;
-    r->x_a = load_f32(&g->gold, "x_a");
-    r->x_v = load_f32(&g->gold, "x_v");
+    r->x_a = golden_load_f32(&g->gold, "x_a");
+    r->x_v = golden_load_f32(&g->gold, "x_v");
 }
 
 static void run_close(Run *r) {
@@ -146,10 +61,11 @@ static Tensor *inputs(Run *r, const Golden *g, Tensor **xv) {
 
 static void pretrain_case(const char *cfg) {
     Golden g;
-    golden_open(&g, cfg, 0);
+    golden_open(&g, cfg, NULL);
     Run r;
     run_open(&r, &g, 1, g.step);
-    float *ta = load_f32(&g.gold, "target_a"), *tv = load_f32(&g.gold, "target_v"), *mask = load_f32(&g.gold, "mask");
+    float *ta = golden_load_f32(&g.gold, "target_a"), *tv = golden_load_f32(&g.gold, "target_v");
+    float *mask = golden_load_f32(&g.gold, "mask");
     Tensor *loss = NULL, *out_a, *out_v, *xv;
     for (int pass = 0; pass < 2; pass++) { // pass 0 plans the arenas, pass 1 computes
         if (pass == 0) graph_plan_begin(&r.gr);
@@ -160,7 +76,7 @@ static void pretrain_case(const char *cfg) {
         if (pass == 0) graph_plan_end(&r.gr);
     }
     double worst_out = fmax(check_masked(&g, "out_a", out_a, mask), check_masked(&g, "out_v", out_v, mask));
-    double e_loss = check(&g, "loss", loss->data, 1, TOL_LOSS), worst_grad = 0.0;
+    double e_loss = golden_check(&g, "loss", loss->data, 1, TOL_LOSS), worst_grad = 0.0;
     const char *worst_name = "";
     int n_grads = 0;
     for (int i = 0; i < g.m.params.n; i++) {
@@ -168,7 +84,7 @@ static void pretrain_case(const char *cfg) {
         if (p->buffer) continue;
         char key[128];
         snprintf(key, sizeof key, "grad.%s", p->name);
-        double e = check(&g, key, p->t.grad, p->t.size, TOL_GRAD);
+        double e = golden_check(&g, key, p->t.grad, p->t.size, TOL_GRAD);
         if (e > worst_grad) { worst_grad = e; worst_name = p->name; }
         n_grads++;
     }
@@ -184,7 +100,7 @@ static void pretrain_case(const char *cfg) {
 
 static void eval_case(const char *cfg) {
     Golden g;
-    golden_open(&g, cfg, 0);
+    golden_open(&g, cfg, NULL);
     Run r;
     run_open(&r, &g, 0, 0);
     r.gr.no_grad = 1;
@@ -196,14 +112,14 @@ static void eval_case(const char *cfg) {
         avt_reconstruct(&r.gr, &g.m, h, &out_a, &out_v);
         if (pass == 0) graph_plan_end(&r.gr);
     }
-    double e = check(&g, "eval.h_av", h->data, h->size, TOL_OUT);
+    double e = golden_check(&g, "eval.h_av", h->data, h->size, TOL_OUT);
     int D2 = 2 * g.m.cfg.d;
     float *last = malloc((size_t)g.B * D2 * sizeof(float));
     for (int b = 0; b < g.B; b++)
         memcpy(last + (size_t)b * D2, h->data + ((size_t)b * g.T + g.T - 1) * D2, (size_t)D2 * sizeof(float));
-    check(&g, "eval.h_last", last, (size_t)g.B * D2, TOL_OUT);
-    check(&g, "eval.out_a", out_a->data, out_a->size, TOL_OUT);
-    check(&g, "eval.out_v", out_v->data, out_v->size, TOL_OUT);
+    golden_check(&g, "eval.h_last", last, (size_t)g.B * D2, TOL_OUT);
+    golden_check(&g, "eval.out_a", out_a->data, out_a->size, TOL_OUT);
+    golden_check(&g, "eval.out_v", out_v->data, out_v->size, TOL_OUT);
     fprintf(stderr, "golden %s eval: h_av err %.2e\n", cfg, e);
     free(last);
     run_close(&r);
@@ -212,10 +128,10 @@ static void eval_case(const char *cfg) {
 
 static void finetune_case(const char *cfg) {
     Golden g;
-    golden_open(&g, cfg, 1);
+    golden_open(&g, cfg, "head.");
     Run r;
     run_open(&r, &g, 1, g.ft_step);
-    float *labels_f = load_f32(&g.gold, "ft.labels");
+    float *labels_f = golden_load_f32(&g.gold, "ft.labels");
     int *labels = malloc((size_t)g.B * sizeof(int)), *t_last = malloc((size_t)g.B * sizeof(int));
     for (int b = 0; b < g.B; b++) {
         labels[b] = (int)labels_f[b];
@@ -231,15 +147,15 @@ static void finetune_case(const char *cfg) {
         graph_backward(&r.gr, loss);
         if (pass == 0) graph_plan_end(&r.gr);
     }
-    check(&g, "ft.logits", logits->data, logits->size, TOL_OUT);
-    check(&g, "ft.loss", loss->data, 1, TOL_LOSS);
+    golden_check(&g, "ft.logits", logits->data, logits->size, TOL_OUT);
+    golden_check(&g, "ft.loss", loss->data, 1, TOL_LOSS);
     double worst = 0.0;
     for (int i = 0; i < g.m.params.n; i++) {
         const Param *p = &g.m.params.p[i];
         if (p->buffer) continue;
         char key[128];
         snprintf(key, sizeof key, "ftgrad.%s", p->name);
-        worst = fmax(worst, check(&g, key, p->t.grad, p->t.size, TOL_GRAD));
+        worst = fmax(worst, golden_check(&g, key, p->t.grad, p->t.size, TOL_GRAD));
     }
     fprintf(stderr, "golden %s finetune: loss %.6f, worst gradient err %.2e\n", cfg, loss->data[0], worst);
     free(labels_f);
@@ -259,10 +175,11 @@ Test(golden, base_finetune_head, .timeout = 300) { finetune_case("base"); }
 // The dropout masks matter: the same inputs with another step (other masks) must NOT match the twin.
 Test(golden, other_dropout_step_disagrees) {
     Golden g;
-    golden_open(&g, "tiny", 0);
+    golden_open(&g, "tiny", NULL);
     Run r;
     run_open(&r, &g, 1, g.step + 1);
-    float *ta = load_f32(&g.gold, "target_a"), *tv = load_f32(&g.gold, "target_v"), *mask = load_f32(&g.gold, "mask");
+    float *ta = golden_load_f32(&g.gold, "target_a"), *tv = golden_load_f32(&g.gold, "target_v");
+    float *mask = golden_load_f32(&g.gold, "mask");
     Tensor *out_a, *out_v, *xv;
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 0) graph_plan_begin(&r.gr);

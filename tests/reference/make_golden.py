@@ -5,7 +5,8 @@ usage: make_golden.py --out DIR [--configs tiny,base]
 Per config CFG:
   DIR/CFG.params.safetensors   full state_dict (buffers included), LayerNorms perturbed; metadata embed_size,
                                n_code, n_heads
-  DIR/CFG.golden.safetensors   F32 tensors; metadata seed, step, ft_step, n_class (+ config, B, T, ft_inputs)
+  DIR/CFG.golden.safetensors   F32 tensors; metadata seed, step, ft_step, obj_step, n_class, n_reg (+ config, B, T,
+                               ft_inputs, obj_inputs)
     x_a (B,T,512), x_v (B,T,17)          model inputs (pretraining-masked)
     target_a, target_v                    originals (padding rows zero)
     mask (B,T)                            1 = masked step (loss rows)
@@ -16,6 +17,22 @@ Per config CFG:
     ft.labels (B,) as floats, ft.logits (B,n_class), ft.loss (1,)  training mode, seed, step = ft_step,
                                h_last = extract_feature(x_a, x_v)[1] (same inputs x_a, x_v), cross-entropy mean
     ftgrad.<key>                          every trainable parameter of the model and of the head (head.*)
+  Fine-tuning through the objectives (train/objective.h): the clean right-padded clips target_a, target_v as inputs
+  (metadata obj_inputs), each clip pooled at its last valid step, training mode, seed, step = obj_step (metadata):
+  ft_step, or the first step after it whose forward keeps every ReLU input the losses read clear of 0 (RELU_MARGIN);
+  the padded steps' inputs do not change any of these values (the causal mask; asserted here on the twin):
+    obj.t_last (B,) as floats             T - 1 - pad of each clip
+    obj.labels (B,) as floats             classification labels (the case's labels)
+    ce.logits (B,n_class), ce.loss (1,)   the head.* head, cross-entropy mean
+    cegrad.<key>                          every trainable parameter of the model and of the head (head.*)
+    reg.head.0.weight, reg.head.0.bias, reg.head.2.weight, reg.head.2.bias   a second head, n_out = N_REG (3)
+    reg.y (B,N_REG)                       regression targets
+    reg.out (B,N_REG)                     the regression head's outputs (the same forward for both losses)
+    mse.loss (1,)                         mean over B x N_REG of (out - y)^2
+    msegrad.<key>                         every trainable parameter, the regression head as head.*
+    ccc.loss (1,)                         1 - mean over the columns of CCC = 2 cov / (var_x + var_y + (m_x - m_y)^2),
+                                          population moments over the B rows
+    cccgrad.<key>                         every trainable parameter, the regression head as head.*
 """
 import argparse
 import os
@@ -38,7 +55,10 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 import avt_ref  # noqa: E402
 from st_io import write_safetensors  # noqa: E402
 
-SEED, STEP, FT_STEP, N_CLASS = 1234, 7, 8, 6
+SEED, STEP, FT_STEP, N_CLASS, N_REG = 1234, 7, 8, 6, 3
+# The objective keys' forward keeps every ReLU input the losses read at least this far from 0, relative to its layer's
+# largest: a closer one (a tie) would let fp32 rounding order decide its gradient, in the C engine as in the twin.
+RELU_MARGIN = 2e-6
 
 # Hand-made pretraining masks (docs/model.md §3.2), one entry per sample:
 #   pad:      number of right zero-padding steps (both modalities)
@@ -106,6 +126,54 @@ def grads(named_params, prefix):
     return out
 
 
+def ccc_loss(x, y):
+    """1 - CCC averaged over the columns of x, y (N, C); population moments over the N rows (docs/model.md §5.2)."""
+    mx, my = x.mean(0), y.mean(0)
+    vx, vy = ((x - mx) ** 2).mean(0), ((y - my) ** 2).mean(0)
+    cov = ((x - mx) * (y - my)).mean(0)
+    return 1 - (2 * cov / (vx + vy + (mx - my) ** 2)).mean()
+
+
+# fp64 numpy versions of the three losses: a check of the fp32 torch values written
+def ce_f64(z, labels):
+    lse = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1)
+    return float((lse - z[np.arange(len(labels)), labels]).mean())
+
+
+def mse_f64(x, y):
+    return float(((x - y) ** 2).mean())
+
+
+def ccc_f64(x, y):
+    mx, my = x.mean(0), y.mean(0)
+    cov = ((x - mx) * (y - my)).mean(0)
+    return float(1 - (2 * cov / (x.var(0) + y.var(0) + (mx - my) ** 2)).mean())
+
+
+def relu_margin(model, heads, x_a, x_v, t_last, step):
+    """The smallest |ReLU input| relative to its layer's largest, over every ReLU the fine-tuning losses read (the FFN
+    of every encoder layer on each clip's steps up to t_last, the heads' hidden layer), training mode at `step`."""
+    pre = []
+    hooks = [layer.fc1.register_forward_hook(lambda mod, inp, out: pre.append(out.detach()))
+             for enc in (model.acoustic_cross_visual, model.visual_cross_acoustic, model.trans_mem)
+             for layer in enc.layers]
+    try:
+        with torch.no_grad():
+            h, _ = model.extract_feature(x_a, x_v, SEED, step)
+            h_last = h[t_last, torch.arange(len(t_last))]
+            heads_pre = [hd[0](h_last) for hd in heads]
+    finally:
+        for hk in hooks:
+            hk.remove()
+    worst = float("inf")
+    for v in pre:  # (T, B, 4D)
+        read = torch.cat([v[:int(t) + 1, b].flatten() for b, t in enumerate(t_last)])
+        worst = min(worst, (read.abs().min() / v.abs().max()).item())
+    for v in heads_pre:
+        worst = min(worst, (v.abs().min() / v.abs().max()).item())
+    return worst
+
+
 def run_config(cfg, out_dir):
     t0 = time.time()
     case = CASES[cfg]
@@ -159,16 +227,70 @@ def run_config(cfg, out_dir):
     gold.update(grads(model.named_parameters(), "ftgrad."))
     gold.update(grads(head.named_parameters(), "ftgrad.head."))
 
+    # fine-tuning through the objectives: the clean right-padded clips, each pooled at its last valid step
+    t_last = torch.tensor([T - 1 - s.get("pad", 0) for s in case["samples"]], dtype=torch.long)
+    assert len(set(t_last.tolist())) > 1, "the clips must differ in length"
+    torch.manual_seed(case["init_seed"] + 200)
+    reg_head = avt_ref.FineTuneHead(d2, N_REG)
+    for k, v in reg_head.state_dict().items():
+        gold["reg.head." + k] = v
+    y = torch.randn(B, N_REG, generator=torch.Generator().manual_seed(case["data_seed"] + 1))
+    gold.update({"obj.t_last": t_last.float(), "obj.labels": labels.float(), "reg.y": y})
+    # the same clips with random values on the padded steps: the pooled outputs must not move
+    pgen = torch.Generator().manual_seed(case["data_seed"] + 2)
+    pad_a, pad_v = tgt_a.clone(), tgt_v.clone()
+    for b in range(B):
+        n = T - 1 - int(t_last[b])
+        pad_a[b, T - n:] = torch.randn(n, 512, generator=pgen)
+        pad_v[b, T - n:] = torch.rand(n, 17, generator=pgen) * 5
+
+    # the dropout step: ft_step, or the next one whose ReLU inputs all keep clear of 0 (see relu_margin)
+    obj_step = next((s for s in range(FT_STEP, FT_STEP + 100)
+                     if relu_margin(model, (head, reg_head), tgt_a, tgt_v, t_last, s) >= RELU_MARGIN), None)
+    assert obj_step is not None, "no dropout step keeps the ReLU inputs clear of 0"
+
+    def pooled(hd, xa, xv):
+        h, _ = model.extract_feature(xa, xv, SEED, obj_step)  # (T, B, 2d)
+        return hd(h[t_last, torch.arange(B)])
+
+    objectives = (("ce", head, lambda z: F.cross_entropy(z, labels), ce_f64),
+                  ("mse", reg_head, lambda z: F.mse_loss(z, y), mse_f64),
+                  ("ccc", reg_head, lambda z: ccc_loss(z, y), ccc_f64))
+    obj_loss = {}
+    for name, hd, loss_fn, loss_f64 in objectives:
+        model.zero_grad(set_to_none=True)
+        hd.zero_grad(set_to_none=True)
+        out = pooled(hd, tgt_a, tgt_v)
+        o_loss = loss_fn(out)
+        o_loss.backward()
+        target = labels.numpy() if name == "ce" else y.double().numpy()
+        ref = loss_f64(out.detach().double().numpy(), target)
+        assert abs(o_loss.item() - ref) <= 1e-5 * max(1.0, abs(ref)), (name, o_loss.item(), ref)
+        with torch.no_grad():
+            out_p = pooled(hd, pad_a, pad_v)
+            assert torch.allclose(out_p, out, rtol=0, atol=1e-6), (name, "padding changed the outputs")
+        out_key = "ce.logits" if name == "ce" else "reg.out"
+        if out_key in gold:
+            assert torch.equal(gold[out_key], out), out_key
+        gold[out_key] = out
+        gold[name + ".loss"] = o_loss.reshape(1)
+        gold.update(grads(model.named_parameters(), name + "grad."))
+        gold.update(grads(hd.named_parameters(), name + "grad.head."))
+        obj_loss[name] = o_loss.item()
+
     gold = {k: (v.detach().numpy() if torch.is_tensor(v) else v) for k, v in gold.items()}
     for k, v in gold.items():
         assert np.all(np.isfinite(v)), k
     path = os.path.join(out_dir, cfg + ".golden.safetensors")
     write_safetensors(path, gold, {"seed": SEED, "step": STEP, "ft_step": FT_STEP, "n_class": N_CLASS,
-                                   "config": cfg, "B": B, "T": T, "ft_inputs": "x_a,x_v"})
+                                   "config": cfg, "B": B, "T": T, "ft_inputs": "x_a,x_v",
+                                   "obj_inputs": "target_a,target_v", "obj_step": obj_step, "n_reg": N_REG})
     n_grad = sum(1 for k in gold if k.startswith("grad."))
-    print("%s: d=%d L=%d H=%d B=%d T=%d params=%d masked=%d loss=%.6f ft.loss=%.6f grads=%d -> %s.{params,golden}"
-          ".safetensors (%.1f s)" % (cfg, c["embed_size"], c["n_code"], c["n_heads"], B, T, avt_ref.n_trainable(model),
-                                     int(mask.sum()), loss.item(), ft_loss.item(), n_grad, cfg, time.time() - t0))
+    print("%s: d=%d L=%d H=%d B=%d T=%d params=%d masked=%d loss=%.6f ft.loss=%.6f ce/mse/ccc.loss=%.6f/%.6f/%.6f "
+          "(obj_step %d) grads=%d -> %s.{params,golden}.safetensors (%.1f s)" % (
+              cfg, c["embed_size"], c["n_code"], c["n_heads"], B, T, avt_ref.n_trainable(model), int(mask.sum()),
+              loss.item(), ft_loss.item(), obj_loss["ce"], obj_loss["mse"], obj_loss["ccc"], obj_step, n_grad, cfg,
+              time.time() - t0))
 
 
 def main(argv=None):

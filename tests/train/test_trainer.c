@@ -322,7 +322,9 @@ static void run_open(Run *r, uint64_t init_seed, const TrainerConfig *tc) {
     r->mask = calloc((size_t)BB * TT, sizeof(float));
 }
 
-static TrainBatch run_batch(const Run *r) { return (TrainBatch){BB, TT, r->x_a, r->x_v, r->t_a, r->t_v, r->mask}; }
+static TrainBatch run_batch(const Run *r) { return (TrainBatch){.B = BB, .T = TT, .x_a = r->x_a, .x_v = r->x_v, .target_a = r->t_a, .target_v = r->t_v,
+                        .mask = r->mask};
+}
 
 static void train(Run *r, long steps) {
     const TrainBatch b = run_batch(r);
