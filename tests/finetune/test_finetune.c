@@ -269,3 +269,34 @@ Test(finetune, bad_inputs_fail_with_one_clear_line) {
     snprintf(cmd, sizeof cmd, "finetune --data %s --target emotion --out %s", store, test_path("bad0"));
     test_expect_avt_error(cmd, "already holds a fine-tuning run");
 }
+
+// The label schemas the --layout readers write (data/corpus/layouts.h), with each dataset's documented flags
+// (docs/protocols.md §4): MSP-IMPROV's three dimensions by session, RAVDESS's emotions by actor.
+Test(finetune, layout_label_schemas) {
+    char store[4096], p[4200];
+    snprintf(store, sizeof store, "%s", make_store("store", 36, 6));
+    snprintf(p, sizeof p, "%s/labels.csv", store);
+    static const char *const RAV[] = {"angry", "happy", "sad"};
+    FILE *f = fopen(p, "w");
+    fprintf(f, "id,speaker,session,sentence,emotion,condition,turn,category,arousal,valence,dominance\n");
+    for (int i = 0; i < 36; i++) // speakers s00..s05 as MSP-IMPROV's F01/M01 pairs: session = speaker / 2
+        fprintf(f, "clip%03d,%c0%d,S0%d,%02d,%c,P,%d,%c,%.2f,%.2f,%s\n", i, i / 3 % 2 ? 'M' : 'F', i / 3 % 6 / 2 + 1,
+                i / 3 % 6 / 2 + 1, i % 20, "AHS"[i % 3], i, "AHS"[i % 3], 1.0 + i % 3 + 0.1 * (i % 5),
+                4.5 - i % 3, i == 7 ? "" : "3.0");
+    fclose(f);
+    cr_expect_eq(test_run("%s finetune --data %s --target arousal,valence --group-by session --folds 3 --out %s "
+                          TINY " >/dev/null 2>&1", test_avt_bin(), store, test_path("msp")), 0);
+    cr_expect_eq(test_run("grep -q ccc_valence %s/metrics.json", test_path("msp")), 0);
+    // A turn without a dominance rating is left out when dominance is a target, and only then.
+    cr_expect_eq(test_run("%s finetune --data %s --target arousal,valence,dominance --group-by session --folds 3 "
+                          "--out %s " TINY " >/dev/null 2>&1 && test $(grep -c ',test$' %s/split.csv) -eq 35",
+                          test_avt_bin(), store, test_path("msp3"), test_path("msp3")), 0);
+    f = fopen(p, "w");
+    fprintf(f, "id,speaker,channel,emotion,intensity,statement,repetition\n");
+    for (int i = 0; i < 36; i++)
+        fprintf(f, "clip%03d,Actor_%02d,speech,%s,normal,1,1\n", i, i / 3 % 6 + 1, RAV[i % 3]);
+    fclose(f);
+    cr_expect_eq(test_run("%s finetune --data %s --target emotion --group-by speaker --folds 3 --out %s " TINY
+                          " >/dev/null 2>&1", test_avt_bin(), store, test_path("rav")), 0);
+    cr_expect_eq(test_run("grep -q 'p_angry,p_happy,p_sad' %s/fold-0/predictions.csv", test_path("rav")), 0);
+}

@@ -72,6 +72,12 @@ Test(emotion_corpus, prepares_every_clip) {
                           "IWL|ITH|DFA|ITS|TSI|WSI)$/ {bad = 1} END {exit bad}'",
                           dir),
                  0, "a sentence or level off CREMA-D's");
+    // The cremad layout's store, fine-tuned and tabulated (one fold per actor).
+    cr_expect_eq(test_run("%s init --config tiny --out %s/w.safetensors >/dev/null && %s table --data %s/s --target "
+                          "emotion --pretrained %s/w.safetensors --folds 3 --seeds 1 --fractions 1 --epochs 1 --batch 4 "
+                          "--threads 2 --out %s/t >/dev/null 2>%s/t.err && grep -q '| accuracy | 100 %% |' %s/t/table.md",
+                          test_avt_bin(), dir, test_avt_bin(), dir, dir, dir, dir, dir),
+                 0, "avt table on the cremad store failed (see %s/t.err)", dir);
 }
 
 // The same SEED gives byte-identical files, whatever THREADS; another SEED other audio under the same names.
